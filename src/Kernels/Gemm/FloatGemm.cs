@@ -1,0 +1,239 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Quantize.Kernels.Gemm;
+
+/// <summary>
+/// A float32 B operand (K x N weights) packed once into panels of 16 columns, each panel K rows
+/// deep and zero-padded past N, the layout the float micro-kernels stream through.
+/// </summary>
+public sealed class PackedFloatMatrix
+{
+    internal const int PanelWidth = 16;
+
+    private PackedFloatMatrix(int depth, int columns, float[] data)
+    {
+        Depth = depth;
+        Columns = columns;
+        Data = data;
+    }
+
+    /// <summary>K: the rows of B.</summary>
+    public int Depth { get; }
+
+    /// <summary>N: the columns of B (and of C).</summary>
+    public int Columns { get; }
+
+    internal float[] Data { get; }
+
+    /// <summary>
+    /// Packs B, given row-major as K x N, or as N x K when <paramref name="transposed"/> (ONNX Gemm's
+    /// <c>transB</c>, a Linear layer's weight).
+    /// </summary>
+    public static PackedFloatMatrix Pack(ReadOnlySpan<float> b, int depth, int columns, bool transposed = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(depth);
+        ArgumentOutOfRangeException.ThrowIfNegative(columns);
+        if (b.Length < (long)depth * columns) throw new ArgumentException($"B needs {(long)depth * columns} values, not {b.Length}.", nameof(b));
+        int panels = (columns + PanelWidth - 1) / PanelWidth;
+        var data = new float[(long)panels * depth * PanelWidth];
+        for (int p = 0; p < panels; p++)
+        {
+            int n0 = p * PanelWidth;
+            int width = Math.Min(PanelWidth, columns - n0);
+            var panel = data.AsSpan(p * depth * PanelWidth, depth * PanelWidth);
+            for (int k = 0; k < depth; k++)
+            {
+                var row = panel.Slice(k * PanelWidth, width);
+                if (transposed)
+                {
+                    for (int j = 0; j < width; j++) row[j] = b[(n0 + j) * depth + k];
+                }
+                else
+                {
+                    b.Slice(k * columns + n0, width).CopyTo(row);
+                }
+            }
+        }
+        return new PackedFloatMatrix(depth, columns, data);
+    }
+}
+
+/// <summary>
+/// Single-precision GEMM: <c>C (M x N) = A (M x K) x B (+ bias)</c>, A and C row-major, B packed.
+/// An AVX2/FMA micro-kernel of 6 x 16 (12 accumulators) where the CPU has it; a portable
+/// kernel on <see cref="Vector128{T}"/>-or-scalar elsewhere.
+/// </summary>
+public static class FloatGemm
+{
+    /// <summary>Computes C = A x B (+ <paramref name="bias"/> per column).</summary>
+    /// <param name="a">A, M x K row-major.</param>
+    /// <param name="rows">M.</param>
+    /// <param name="b">B, packed.</param>
+    /// <param name="c">C, M x N row-major; overwritten.</param>
+    /// <param name="bias">Empty, or N values added to every row.</param>
+    /// <param name="degreeOfParallelism">Threads to use; 1 runs on the calling thread only.</param>
+    public static unsafe void Multiply(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1)
+    {
+        int k = b.Depth, n = b.Columns;
+        if (a.Length < (long)rows * k) throw new ArgumentException($"A needs {(long)rows * k} values, not {a.Length}.", nameof(a));
+        if (c.Length < (long)rows * n) throw new ArgumentException($"C needs {(long)rows * n} values, not {c.Length}.", nameof(c));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"The bias needs {n} values, not {bias.Length}.", nameof(bias));
+        if (k == 0) c[..(rows * n)].Clear();
+        fixed (float* pa = a, pb = b.Data, pc = c)
+        {
+            var view = new GemmA(pa, rows, k);
+            if (Fma.IsSupported && Avx2.IsSupported)
+                GemmDriver<FloatKernelAvx2, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
+            else
+                GemmDriver<FloatKernelPortable, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
+        }
+        if (!bias.IsEmpty)
+        {
+            for (int i = 0; i < rows; i++)
+                System.Numerics.Tensors.TensorPrimitives.Add(c.Slice(i * n, n), bias, c.Slice(i * n, n));
+        }
+    }
+
+    /// <summary>The portable kernel through the same driver, for tests to compare with the AVX2 one.</summary>
+    internal static unsafe void MultiplyPortable(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, int degreeOfParallelism = 1)
+    {
+        fixed (float* pa = a, pb = b.Data, pc = c)
+            GemmDriver<FloatKernelPortable, float, float, float>.Run(new GemmA(pa, rows, b.Depth), pb, b.Columns, pc, degreeOfParallelism);
+    }
+}
+
+/// <summary>Packs A for the float kernels: per 6-row block, K-major (<c>[k][row]</c>), zero rows past M.</summary>
+internal static unsafe class FloatPacking
+{
+    public const int Rows = 6;
+
+    public static void PackA(in GemmA a, int row, int rows, int k0, int kc, float* packed)
+    {
+        float* source = (float*)a.Data;
+        int depth = a.Depth;
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = source + (long)(row + r) * depth + k0;
+            for (int k = 0; k < kc; k++) packed[k * Rows + r] = src[k];
+        }
+        for (int r = rows; r < Rows; r++)
+        {
+            for (int k = 0; k < kc; k++) packed[k * Rows + r] = 0f;
+        }
+    }
+}
+
+/// <summary>6 x 16 float micro-kernel on AVX2 + FMA: two B vectors, six broadcasts, twelve accumulators per K step.</summary>
+internal readonly unsafe struct FloatKernelAvx2 : IGemmKernel<float, float, float>
+{
+    public static int Rows => FloatPacking.Rows;
+    public static int Columns => PackedFloatMatrix.PanelWidth;
+    public static int KStep => 1;
+    public static int KBlock => 256;
+    public static int MBlock => 120;
+    public static int PanelStepLength => PackedFloatMatrix.PanelWidth;
+    public static int PackedARowBlockLength(int kc) => kc * FloatPacking.Rows;
+    public static void PackA(in GemmA a, int row, int rows, int k0, int kc, float* packed) => FloatPacking.PackA(a, row, rows, k0, kc, packed);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Multiply(float* a, float* b, int kc, float* c, int ldc, bool accumulate, int rows, int columns)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Avx.LoadVector256(b);
+            var b1 = Avx.LoadVector256(b + 8);
+            var ak = Avx.BroadcastScalarToVector256(a);
+            c00 = Fma.MultiplyAdd(ak, b0, c00);
+            c01 = Fma.MultiplyAdd(ak, b1, c01);
+            ak = Avx.BroadcastScalarToVector256(a + 1);
+            c10 = Fma.MultiplyAdd(ak, b0, c10);
+            c11 = Fma.MultiplyAdd(ak, b1, c11);
+            ak = Avx.BroadcastScalarToVector256(a + 2);
+            c20 = Fma.MultiplyAdd(ak, b0, c20);
+            c21 = Fma.MultiplyAdd(ak, b1, c21);
+            ak = Avx.BroadcastScalarToVector256(a + 3);
+            c30 = Fma.MultiplyAdd(ak, b0, c30);
+            c31 = Fma.MultiplyAdd(ak, b1, c31);
+            ak = Avx.BroadcastScalarToVector256(a + 4);
+            c40 = Fma.MultiplyAdd(ak, b0, c40);
+            c41 = Fma.MultiplyAdd(ak, b1, c41);
+            ak = Avx.BroadcastScalarToVector256(a + 5);
+            c50 = Fma.MultiplyAdd(ak, b0, c50);
+            c51 = Fma.MultiplyAdd(ak, b1, c51);
+            a += 6;
+            b += 16;
+        }
+
+        if (rows == 6 && columns == 16)
+        {
+            Store(c, c00, c01, accumulate);
+            Store(c + ldc, c10, c11, accumulate);
+            Store(c + 2 * ldc, c20, c21, accumulate);
+            Store(c + 3 * ldc, c30, c31, accumulate);
+            Store(c + 4 * ldc, c40, c41, accumulate);
+            Store(c + 5 * ldc, c50, c51, accumulate);
+            return;
+        }
+
+        float* tile = stackalloc float[6 * 16];
+        Avx.Store(tile, c00); Avx.Store(tile + 8, c01);
+        Avx.Store(tile + 16, c10); Avx.Store(tile + 24, c11);
+        Avx.Store(tile + 32, c20); Avx.Store(tile + 40, c21);
+        Avx.Store(tile + 48, c30); Avx.Store(tile + 56, c31);
+        Avx.Store(tile + 64, c40); Avx.Store(tile + 72, c41);
+        Avx.Store(tile + 80, c50); Avx.Store(tile + 88, c51);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < columns; j++)
+                c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * 16 + j] : tile[r * 16 + j];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, bool accumulate)
+    {
+        if (accumulate)
+        {
+            lo = Avx.Add(lo, Avx.LoadVector256(c));
+            hi = Avx.Add(hi, Avx.LoadVector256(c + 8));
+        }
+        Avx.Store(c, lo);
+        Avx.Store(c + 8, hi);
+    }
+}
+
+/// <summary>The portable float micro-kernel: the same tile and packing as <see cref="FloatKernelAvx2"/>, in scalar code (the twin the tests compare against).</summary>
+internal readonly unsafe struct FloatKernelPortable : IGemmKernel<float, float, float>
+{
+    public static int Rows => FloatPacking.Rows;
+    public static int Columns => PackedFloatMatrix.PanelWidth;
+    public static int KStep => 1;
+    public static int KBlock => 256;
+    public static int MBlock => 120;
+    public static int PanelStepLength => PackedFloatMatrix.PanelWidth;
+    public static int PackedARowBlockLength(int kc) => kc * FloatPacking.Rows;
+    public static void PackA(in GemmA a, int row, int rows, int k0, int kc, float* packed) => FloatPacking.PackA(a, row, rows, k0, kc, packed);
+
+    public static void Multiply(float* a, float* b, int kc, float* c, int ldc, bool accumulate, int rows, int columns)
+    {
+        float* tile = stackalloc float[6 * 16];
+        new Span<float>(tile, 6 * 16).Clear();
+        for (int k = 0; k < kc; k++)
+        {
+            for (int r = 0; r < 6; r++)
+            {
+                float ar = a[k * 6 + r];
+                for (int j = 0; j < 16; j++) tile[r * 16 + j] = MathF.FusedMultiplyAdd(ar, b[k * 16 + j], tile[r * 16 + j]);
+            }
+        }
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < columns; j++)
+                c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * 16 + j] : tile[r * 16 + j];
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using Quantize.Kernels.Gemm;
+
+namespace Quantize.Kernels.Tests.Gemm;
+
+/// <summary>The float GEMM against a float64 reference, its AVX2 kernel against the scalar twin, and thread-count determinism.</summary>
+public class FloatGemmTests
+{
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 1, 5, 3 }, { 6, 16, 16 }, { 7, 17, 15 }, { 13, 300, 33 }, { 1, 1000, 70 }, { 121, 257, 48 }, { 250, 64, 17 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Matches_float64_and_the_scalar_twin(int m, int k, int n)
+    {
+        var random = new Random(m * 7919 + k * 31 + n);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 2 - 1).ToArray();
+        float[] b = Enumerable.Range(0, k * n).Select(_ => random.NextSingle() * 2 - 1).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => random.NextSingle()).ToArray();
+        foreach (bool transposed in new[] { false, true })
+        {
+            float[] source = transposed ? Transpose(b, k, n) : b;
+            var packed = PackedFloatMatrix.Pack(source, k, n, transposed);
+            var c = new float[m * n];
+            FloatGemm.Multiply(a, m, packed, c, bias);
+            for (int i = 0; i < m; i++)
+            {
+                for (int j = 0; j < n; j++)
+                {
+                    double sum = bias[j], magnitude = Math.Abs(bias[j]);
+                    for (int t = 0; t < k; t++)
+                    {
+                        sum += (double)a[i * k + t] * b[t * n + j];
+                        magnitude += Math.Abs((double)a[i * k + t] * b[t * n + j]);
+                    }
+                    Assert.True(Math.Abs(c[i * n + j] - sum) <= magnitude * k * 1.2e-7 + 1e-6, $"({i},{j}) {c[i * n + j]} vs {sum}");
+                }
+            }
+
+            // The portable kernel computes the same fused multiply-adds in the same order: identical bits.
+            var fast = new float[m * n];
+            var slow = new float[m * n];
+            FloatGemm.Multiply(a, m, packed, fast);
+            FloatGemm.MultiplyPortable(a, m, packed, slow);
+            Assert.Equal(slow, fast);
+        }
+    }
+
+    [Theory]
+    [InlineData(130, 700, 300)] // many panels: split by columns
+    [InlineData(500, 300, 20)]  // two panels, several row blocks: split by rows
+    public void Results_are_identical_for_every_thread_count(int m, int k, int n)
+    {
+        var random = new Random(5);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var packed = PackedFloatMatrix.Pack(Enumerable.Range(0, k * n).Select(_ => random.NextSingle() - 0.5f).ToArray(), k, n);
+        var one = new float[m * n];
+        FloatGemm.Multiply(a, m, packed, one, default, 1);
+        foreach (int threads in new[] { 2, 3, 8 })
+        {
+            var many = new float[m * n];
+            FloatGemm.Multiply(a, m, packed, many, default, threads);
+            Assert.Equal(one, many);
+        }
+    }
+
+    private static float[] Transpose(float[] b, int k, int n)
+    {
+        var t = new float[n * k];
+        for (int i = 0; i < k; i++)
+        {
+            for (int j = 0; j < n; j++) t[j * k + i] = b[i * n + j];
+        }
+        return t;
+    }
+}

@@ -1,0 +1,147 @@
+using Quantize.Kernels.Gemm;
+using Quantize.Kernels.Quantization;
+
+namespace Quantize.Kernels.Tests.Gemm;
+
+/// <summary>The int8 GEMM equals the 64-bit scalar reference exactly, for awkward shapes, zero points and worst-case operands.</summary>
+public class Int8GemmTests
+{
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 1, 7, 1 }, { 1, 33, 17 }, { 5, 3, 16 }, { 6, 64, 16 }, { 7, 31, 33 }, { 13, 129, 40 },
+        { 1, 2049, 31 }, { 97, 1030, 18 }, { 200, 96, 70 }, { 3, 2100, 5 },
+    };
+
+    public static TheoryData<int, int, bool, bool> ZeroPointCases() => new()
+    {
+        { 0, 0, false, true }, { 127, 0, false, true }, { 128, 0, false, true }, { 255, 0, false, true },
+        { 0, -128, true, true }, { -128, 127, true, true }, { 128, 255, false, false }, { 0, 128, false, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Random_shapes_equal_the_reference_on_every_path(int m, int k, int n)
+    {
+        var random = new Random(m * 1000003 + k * 1009 + n);
+        foreach (var (signedA, signedB) in new[] { (false, true), (false, false), (true, true), (true, false) })
+        {
+            byte[] a = RandomBytes(random, m * k);
+            byte[] b = RandomBytes(random, k * n);
+            int zpA = random.Next(signedA ? -128 : 0, signedA ? 128 : 256);
+            int[] zpB = random.Next(2) == 0 ? [random.Next(signedB ? -128 : 0, signedB ? 128 : 256)]
+                : Enumerable.Range(0, n).Select(_ => random.Next(signedB ? -128 : 0, signedB ? 128 : 256)).ToArray();
+            Check(a, signedA, m, k, zpA, b, signedB, n, zpB);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(ZeroPointCases))]
+    public void Zero_points_at_the_edges_and_saturating_operands_stay_exact(int zpA, int zpB, bool signedA, bool signedB)
+    {
+        // The operands vpmaddubsw would saturate on (255 x -128 twice), and their mirror images.
+        foreach (var (aValue, bValue) in new[] { (255, -128), (255, 127), (0, -128), (128, -128), (255, 255) })
+        {
+            int m = 7, k = 67, n = 19;
+            byte av = signedA ? (byte)(sbyte)Math.Clamp(aValue - 128, -128, 127) : (byte)aValue;
+            byte bv = signedB ? (byte)(sbyte)Math.Clamp(bValue, -128, 127) : (byte)Math.Clamp(bValue, 0, 255);
+            Check(Enumerable.Repeat(av, m * k).ToArray(), signedA, m, k, zpA, Enumerable.Repeat(bv, k * n).ToArray(), signedB, n, [zpB]);
+        }
+    }
+
+    [Theory]
+    [InlineData(150, 300, 260)] // many panels: split by columns
+    [InlineData(400, 100, 20)]  // two panels, several row blocks: split by rows
+    public void Results_are_identical_for_every_thread_count(int m, int k, int n)
+    {
+        var random = new Random(3);
+        byte[] a = RandomBytes(random, m * k);
+        var b = PackedInt8Matrix.Pack(RandomBytes(random, k * n).Select(v => (sbyte)v).ToArray(), k, n, [3]);
+        var one = new int[m * n];
+        Int8Gemm.Multiply(a, m, 100, b, one, degreeOfParallelism: 1);
+        foreach (int threads in new[] { 2, 3, 4, 8 })
+        {
+            var many = new int[m * n];
+            Int8Gemm.Multiply(a, m, 100, b, many, threads);
+            Assert.Equal(one, many);
+        }
+    }
+
+    [Fact]
+    public void Float_output_stage_matches_float64_of_the_exact_product()
+    {
+        var random = new Random(9);
+        int m = 9, k = 50, n = 21;
+        byte[] a = RandomBytes(random, m * k);
+        sbyte[] b = RandomBytes(random, k * n).Select(v => (sbyte)v).ToArray();
+        int zpA = 131;
+        float scaleA = 0.02f;
+        float[] scaleB = Enumerable.Range(0, n).Select(_ => 0.001f + random.NextSingle() * 0.01f).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var packed = PackedInt8Matrix.Pack(b, k, n, [0]);
+        var c = new float[m * n];
+        Int8Gemm.MultiplyToFloat(a, m, zpA, scaleA, packed, scaleB, bias, c);
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                long exact = 0;
+                for (int t = 0; t < k; t++) exact += (long)(a[i * k + t] - zpA) * b[t * n + j];
+                double expected = exact * (double)scaleA * scaleB[j] + bias[j];
+                Assert.Equal(expected, c[i * n + j], Math.Abs(expected) * 1e-6 + 1e-6);
+            }
+        }
+    }
+
+    [Fact]
+    public void Requantize_output_stage_matches_float64_rounding()
+    {
+        var random = new Random(21);
+        int m = 8, k = 40, n = 12;
+        byte[] a = RandomBytes(random, m * k);
+        byte[] b = RandomBytes(random, k * n);
+        var packed = PackedInt8Matrix.Pack(b, k, n, [128]);
+        double real = 0.0005;
+        var multiplier = FixedPointMultiplier.FromReal(real);
+        var c = new byte[m * n];
+        Int8Gemm.MultiplyRequantize(a, m, 120, packed, [multiplier], [], 128, new QuantizedRange(0, 255), c);
+        var exact = new int[m * n];
+        Int8Gemm.MultiplyReference(a, false, m, k, 120, b, false, n, [128], exact);
+        for (int i = 0; i < c.Length; i++)
+        {
+            double expected = Math.Clamp(128 + exact[i] * real, 0, 255);
+            Assert.True(Math.Abs(c[i] - expected) <= 0.5 + 1e-6, $"{i}: {c[i]} vs {expected}");
+        }
+    }
+
+    private static void Check(byte[] a, bool signedA, int m, int k, int zpA, byte[] b, bool signedB, int n, int[] zpB)
+    {
+        var expected = new int[m * n];
+        Int8Gemm.MultiplyReference(a, signedA, m, k, zpA, b, signedB, n, zpB, expected);
+        var packed = signedB ? PackedInt8Matrix.Pack(b.Select(v => (sbyte)v).ToArray(), k, n, zpB) : PackedInt8Matrix.Pack(b, k, n, zpB);
+        foreach (bool portable in new[] { false, true })
+        {
+            var actual = new int[m * n];
+            Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, degreeOfParallelism: 1, portable);
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"m={m} k={k} n={n} signedA={signedA} signedB={signedB} zpA={zpA} portable={portable}");
+        }
+
+        // The transposed packing (N x K weights) gives the same product.
+        var transposed = new byte[n * k];
+        for (int i = 0; i < k; i++)
+        {
+            for (int j = 0; j < n; j++) transposed[j * k + i] = b[i * n + j];
+        }
+        var packedT = signedB ? PackedInt8Matrix.Pack(transposed.Select(v => (sbyte)v).ToArray(), k, n, zpB, transposed: true)
+            : PackedInt8Matrix.Pack(transposed, k, n, zpB, transposed: true);
+        var fromTransposed = new int[m * n];
+        Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packedT, fromTransposed, 1);
+        Assert.Equal(expected, fromTransposed);
+    }
+
+    private static byte[] RandomBytes(Random random, int count)
+    {
+        var bytes = new byte[count];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+}
