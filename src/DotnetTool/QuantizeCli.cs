@@ -58,7 +58,8 @@ public static class QuantizeCli
             if (option is VersionOption) option.Action = new PrintVersion();
         }
 
-        var parsed = root.Parse(args);
+        // No response files: an argument such as "@model.onnx" is a path, not a file of arguments.
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0 && parsed.Action is not HelpWithNotes)
         {
             stderr.WriteLine($"error: {OneLine(parsed.Errors[0].Message)} Run 'dotnet-quantize --help' for usage.");

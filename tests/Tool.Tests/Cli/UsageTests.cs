@@ -29,6 +29,24 @@ public class UsageTests
         Assert.Contains("'--bogus'", CliRun.Of("inspect", "model.onnx", "--bogus").Stderr);
     }
 
+    [Fact]
+    public void An_at_sign_argument_is_a_model_path_not_a_response_file()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"@no-such-model-{Guid.NewGuid():N}.onnx");
+        var run = CliRun.Of("inspect", missing);
+        Assert.Equal(3, run.ExitCode);
+        Assert.StartsWith($"error: {missing}: ", Assert.Single(run.StderrLines));
+    }
+
+    [Fact]
+    public void Options_may_come_before_the_command_and_the_model_after_a_double_dash()
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"no-such-model-{Guid.NewGuid():N}.onnx");
+        var run = CliRun.Of("--verbose", "inspect", "--json", "--", missing);
+        Assert.Equal(3, run.ExitCode);
+        Assert.Contains("   at ", run.Stderr);
+    }
+
     [Theory]
     [InlineData("--help")]
     [InlineData("-h")]
