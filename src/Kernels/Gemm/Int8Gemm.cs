@@ -141,15 +141,27 @@ public static class Int8Gemm
         {
             var view = new GemmA(pa, rows, k, zeroPointA, signedA);
             bool avx2 = Avx2.IsSupported && !portable;
-            switch (avx2, b.Signed)
+            if (b.Format == Int8PackFormat.Quads)
             {
-                case (true, true): GemmDriver<Int8KernelAvx2Signed, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                case (true, false): GemmDriver<Int8KernelAvx2Unsigned, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                case (false, true): GemmDriver<Int8KernelPortable<SignExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                default: GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
+                if (!portable && Int8QuadKernelVnni.IsSupported)
+                    GemmDriver<Int8QuadKernelVnni, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                else if (avx2 && b.SaturationSafe)
+                    GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                else
+                    GemmDriver<Int8QuadKernelPortable, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+            }
+            else
+            {
+                switch (avx2, b.Signed)
+                {
+                    case (true, true): GemmDriver<Int8KernelAvx2Signed, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
+                    case (true, false): GemmDriver<Int8KernelAvx2Unsigned, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
+                    case (false, true): GemmDriver<Int8KernelPortable<SignExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
+                    default: GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
+                }
             }
         }
-        Int8OutputStage.SubtractZeroPointsB(c, a, rows, k, zeroPointA, signedA, b);
+        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b);
     }
 
     private static void CheckPerColumn(ReadOnlySpan<float> values, int n, string name, bool allowEmpty)

@@ -75,7 +75,7 @@ internal readonly unsafe struct Int8KernelAvx2Signed : IGemmKernel<int, byte, in
     public static int KStep => 2;
     public static int KBlock => 1024;
     public static int MBlock => 96;
-    public static int PanelStepLength => PackedInt8Matrix.PanelStepBytes;
+    public static int PanelStepLength => 2 * PackedInt8Matrix.PanelWidth;
     public static int PackedARowBlockLength(int kc) => Int8Packing.RowBlockLength(kc);
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed) => Int8Packing.PackA(a, row, rows, k0, kc, packed);
 
@@ -92,7 +92,7 @@ internal readonly unsafe struct Int8KernelAvx2Unsigned : IGemmKernel<int, byte, 
     public static int KStep => 2;
     public static int KBlock => 1024;
     public static int MBlock => 96;
-    public static int PanelStepLength => PackedInt8Matrix.PanelStepBytes;
+    public static int PanelStepLength => 2 * PackedInt8Matrix.PanelWidth;
     public static int PackedARowBlockLength(int kc) => Int8Packing.RowBlockLength(kc);
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed) => Int8Packing.PackA(a, row, rows, k0, kc, packed);
 
@@ -200,7 +200,7 @@ internal readonly unsafe struct Int8KernelPortable<TWiden> : IGemmKernel<int, by
     public static int KStep => 2;
     public static int KBlock => 1024;
     public static int MBlock => 96;
-    public static int PanelStepLength => PackedInt8Matrix.PanelStepBytes;
+    public static int PanelStepLength => 2 * PackedInt8Matrix.PanelWidth;
     public static int PackedARowBlockLength(int kc) => Int8Packing.RowBlockLength(kc);
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed) => Int8Packing.PackA(a, row, rows, k0, kc, packed);
 

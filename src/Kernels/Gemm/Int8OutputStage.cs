@@ -8,33 +8,157 @@ namespace Quantize.Kernels.Gemm;
 internal static class Int8OutputStage
 {
     /// <summary>
-    /// The kernel computed <c>(A - zpA) x B</c>; this subtracts <c>zpB[n] x sum_k (A[m,k] - zpA)</c> so that
-    /// C holds <c>(A - zpA) x (B - zpB)</c>.
+    /// Turns what the kernel summed into <c>(A - zpA) x (B - zpB)</c>.
+    /// Pairs16: the kernel summed <c>(A - zpA) x B</c>; subtract <c>zpB[n] x sum_k (A[m,k] - zpA)</c>.
+    /// Quads: the kernel summed <c>Au x Bsafe</c> over A as uint8 (<c>Au</c>, int8 A flipped by +128) and B as
+    /// int8 minus its corrections; add the corrections, then expand the zero points:
+    /// <c>sum Au B - zA sum B - zB[n] sum Au + K zA zB[n]</c>, all in wrapping int32, exact whenever the result fits.
     /// </summary>
-    public static void SubtractZeroPointsB(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b)
+    public static void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b)
     {
         int n = b.Columns;
-        bool any = false;
-        foreach (int zp in b.ZeroPoints) any |= zp != 0;
-        if (!any) return;
-        var zeroPoints = new int[n];
-        for (int j = 0; j < n; j++) zeroPoints[j] = b.ZeroPoint(j);
+        int[] zb = b.StoredZeroPoints;
+        if (b.Format == Int8PackFormat.Pairs16)
+        {
+            bool any = false;
+            foreach (int zp in zb) any |= zp != 0;
+            if (!any) return;
+            for (int m = 0; m < rows; m++)
+            {
+                int sum = RowSum(a.Slice(m * depth, depth), signedA) - zeroPointA * depth;
+                var cRow = c.Slice(m * n, n);
+                for (int j = 0; j < n; j++) cRow[j] -= zb[j] * sum;
+            }
+            return;
+        }
+
+        int flip = signedA ? 128 : 0;
+        int za = zeroPointA + flip;
+        int[] columnSums = b.StoredColumnSums;
+        // Per column: K zA zB[n] - zA sum B[n]; per row, minus zB[n] sum Au[m].
+        var perColumn = new int[n];
+        bool anyZb = false;
+        for (int j = 0; j < n; j++)
+        {
+            perColumn[j] = depth * za * zb[j] - za * columnSums[j];
+            anyZb |= zb[j] != 0;
+        }
         for (int m = 0; m < rows; m++)
         {
-            var row = a.Slice(m * depth, depth);
-            int sum = 0;
-            if (signedA)
+            var cRow = c.Slice(m * n, n);
+            if (anyZb)
             {
-                foreach (sbyte v in MemoryMarshal.Cast<byte, sbyte>(row)) sum += v;
+                int rowSum = RowSum(a.Slice(m * depth, depth), signedA) + flip * depth;
+                AddScaled(cRow, perColumn, zb, -rowSum);
             }
             else
             {
-                foreach (byte v in row) sum += v;
+                AddScaled(cRow, perColumn, perColumn, 0);
             }
-            sum -= zeroPointA * depth;
-            var cRow = c.Slice(m * n, n);
-            for (int j = 0; j < n; j++) cRow[j] -= zeroPoints[j] * sum;
         }
+        if (b.Correction is { } correction) AddCorrection(c, a, rows, depth, signedA, n, correction);
+    }
+
+    /// <summary>
+    /// Adds <c>Au x E</c> for the sparse corrections E. A is transposed once (K x M, as int32) so that each
+    /// correction entry is one vector multiply-add along M into that column's sums; the sums of a 16-column
+    /// panel are then added into C row by row (whole cache lines, not strided columns).
+    /// </summary>
+    private static unsafe void AddCorrection(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, bool signedA, int n, SparseCorrection correction)
+    {
+        const int width = PackedInt8Matrix.PanelWidth;
+        const int tile = 64;
+        int flip = signedA ? 128 : 0;
+        int[] transposedArray = System.Buffers.ArrayPool<int>.Shared.Rent(depth * rows);
+        int[] sumsArray = System.Buffers.ArrayPool<int>.Shared.Rent(width * rows);
+        try
+        {
+            fixed (byte* pa = a)
+            fixed (int* transposed = transposedArray, sums = sumsArray, pc = c)
+            fixed (int* starts = correction.ColumnStarts, entryRows = correction.Rows, values = correction.Values)
+            {
+                // Tiled along K so that the strided writes stay within a few cache lines.
+                for (int k0 = 0; k0 < depth; k0 += tile)
+                {
+                    int k1 = Math.Min(depth, k0 + tile);
+                    for (int m = 0; m < rows; m++)
+                    {
+                        byte* row = pa + (long)m * depth;
+                        for (int k = k0; k < k1; k++)
+                            transposed[(long)k * rows + m] = (signedA ? (sbyte)row[k] : row[k]) + flip;
+                    }
+                }
+
+                for (int j0 = 0; j0 < n; j0 += width)
+                {
+                    int columns = Math.Min(width, n - j0);
+                    if (starts[j0] == starts[j0 + columns]) continue;
+                    new Span<int>(sums, width * rows).Clear();
+                    for (int jj = 0; jj < columns; jj++)
+                    {
+                        int* target = sums + jj * rows;
+                        for (int e = starts[j0 + jj]; e < starts[j0 + jj + 1]; e++)
+                            MultiplyAdd(transposed + (long)entryRows[e] * rows, values[e], target, rows);
+                    }
+                    for (int m = 0; m < rows; m++)
+                    {
+                        int* cRow = pc + (long)m * n + j0;
+                        for (int jj = 0; jj < columns; jj++) cRow[jj] += sums[jj * rows + m];
+                    }
+                }
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<int>.Shared.Return(transposedArray);
+            System.Buffers.ArrayPool<int>.Shared.Return(sumsArray);
+        }
+    }
+
+    /// <summary><c>c += constant + scale * factor</c>, vectorized.</summary>
+    private static void AddScaled(Span<int> c, ReadOnlySpan<int> constant, ReadOnlySpan<int> scale, int factor)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var f = Vector256.Create(factor);
+            ref int cs = ref MemoryMarshal.GetReference(c);
+            ref int ks = ref MemoryMarshal.GetReference(constant);
+            ref int ss = ref MemoryMarshal.GetReference(scale);
+            for (; i + 8 <= c.Length; i += 8)
+            {
+                var value = Vector256.LoadUnsafe(ref cs, (nuint)i) + Vector256.LoadUnsafe(ref ks, (nuint)i) + Vector256.LoadUnsafe(ref ss, (nuint)i) * f;
+                value.StoreUnsafe(ref cs, (nuint)i);
+            }
+        }
+        for (; i < c.Length; i++) c[i] += constant[i] + scale[i] * factor;
+    }
+
+    /// <summary><c>sums[0..count) += x[0..count) * factor</c>, vectorized.</summary>
+    private static unsafe void MultiplyAdd(int* x, int factor, int* sums, int count)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var f = Vector256.Create(factor);
+            for (; i + 8 <= count; i += 8)
+                Vector256.Store(Vector256.Load(sums + i) + Vector256.Load(x + i) * f, sums + i);
+        }
+        for (; i < count; i++) sums[i] += x[i] * factor;
+    }
+
+    private static int RowSum(ReadOnlySpan<byte> row, bool signed)
+    {
+        int sum = 0;
+        if (signed)
+        {
+            foreach (sbyte v in MemoryMarshal.Cast<byte, sbyte>(row)) sum += v;
+        }
+        else
+        {
+            foreach (byte v in row) sum += v;
+        }
+        return sum;
     }
 
     /// <summary>C = float(acc) x (scaleA x scaleB[n]) + bias[n].</summary>

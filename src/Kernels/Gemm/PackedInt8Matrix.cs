@@ -1,27 +1,60 @@
+using System.Runtime.Intrinsics.X86;
+
 namespace Quantize.Kernels.Gemm;
 
+/// <summary>How <see cref="PackedInt8Matrix"/> lays out B for the kernels.</summary>
+public enum Int8PackFormat
+{
+    /// <summary>
+    /// Pairs of K widened to 16 bits and multiplied by <c>vpmaddwd</c>: exact for every 8-bit operand,
+    /// two instructions per 16 multiply-adds. The fallback when the quad format would need many corrections.
+    /// </summary>
+    Pairs16,
+
+    /// <summary>
+    /// Quads of K as bytes, for <c>vpmaddubsw</c> (AVX2), <c>vpdpbusd</c> (VNNI) and the dot-product
+    /// instructions: three instructions per 32 multiply-adds on AVX2. B is stored as int8 and, on CPUs
+    /// whose u8 x s8 instruction saturates, split into a part whose adjacent pairs cannot saturate plus
+    /// a sparse correction (see <see cref="PackedInt8Matrix.CorrectionCount"/>).
+    /// </summary>
+    Quads,
+}
+
 /// <summary>
-/// An 8-bit B operand (K x N weights, int8 or uint8) packed once at load into panels of 16
-/// columns, with its zero points (one, or one per column) and column sums.
-/// Within a panel, each pair of K values takes 32 bytes: columns 0..7 then 8..15, each column's two
-/// values adjacent, so that a widening load gives the 16-bit pairs <c>vpmaddwd</c> multiplies.
+/// An 8-bit B operand (K x N weights, int8 or uint8) packed once at load into panels of 16 columns,
+/// with its zero points (one, or one per column) and column sums, in one of two formats
+/// (<see cref="Int8PackFormat"/>). The packer picks the fastest format that stays exact.
 /// </summary>
 public sealed class PackedInt8Matrix
 {
     internal const int PanelWidth = 16;
 
-    /// <summary>Bytes one panel takes per pair of K values.</summary>
-    internal const int PanelStepBytes = 2 * PanelWidth;
+    /// <summary>
+    /// Quads that would need more corrections than this fraction of B's values take the Pairs16 format instead:
+    /// each correction costs one multiply-add per row of A outside the kernel, and at about 1% they cost more
+    /// than the quad kernel saves (measured; see docs/PERFORMANCE.md).
+    /// </summary>
+    internal const double MaxCorrectionFraction = 0.001;
 
-    private PackedInt8Matrix(int depth, int columns, bool signed, int[] zeroPoints, int[] columnSums, byte[] data)
+    private PackedInt8Matrix(int depth, int columns, bool signed, Int8PackFormat format, int[] zeroPoints, int[] storedZeroPoints,
+        int[] columnSums, byte[] data, SparseCorrection? correction)
     {
         Depth = depth;
         Columns = columns;
         Signed = signed;
+        Format = format;
         ZeroPoints = zeroPoints;
-        ColumnSums = columnSums;
+        StoredZeroPoints = storedZeroPoints;
+        StoredColumnSums = columnSums;
         Data = data;
+        Correction = correction;
     }
+
+    /// <summary>
+    /// True when the quad layout was made safe for a saturating u8 x s8 instruction (AVX2's <c>vpmaddubsw</c>);
+    /// false when it was packed whole for VNNI, whose kernel (or the exact scalar twin) must then be used.
+    /// </summary>
+    internal bool SaturationSafe { get; private init; }
 
     /// <summary>K: the rows of B.</summary>
     public int Depth { get; }
@@ -32,26 +65,45 @@ public sealed class PackedInt8Matrix
     /// <summary>True for int8 weights, false for uint8.</summary>
     public bool Signed { get; }
 
-    /// <summary>One zero point for all of B, or one per column.</summary>
+    /// <summary>The layout the kernels use.</summary>
+    public Int8PackFormat Format { get; }
+
+    /// <summary>One zero point for all of B, or one per column, as given.</summary>
     public IReadOnlyList<int> ZeroPoints { get; }
 
-    /// <summary>The sum over K of each column's stored values (before the zero point is subtracted).</summary>
-    public IReadOnlyList<int> ColumnSums { get; }
+    /// <summary>How many values of B the quad format keeps outside the kernel as sparse corrections (0 otherwise).</summary>
+    public int CorrectionCount => Correction?.Count ?? 0;
+
+    /// <summary>Bytes one panel takes per step of K (a pair or a quad).</summary>
+    internal int PanelStepBytes => Format == Int8PackFormat.Quads ? 4 * PanelWidth : 2 * PanelWidth;
+
+    /// <summary>K values per packed step.</summary>
+    internal int KStep => Format == Int8PackFormat.Quads ? 4 : 2;
+
+    /// <summary>Zero points of the values as stored (uint8 B is stored as int8, shifted by -128, in the quad format), per column.</summary>
+    internal int[] StoredZeroPoints { get; }
+
+    /// <summary>Sum over K of each column's stored values (the full values, corrections included).</summary>
+    internal int[] StoredColumnSums { get; }
 
     internal byte[] Data { get; }
 
-    /// <summary>The zero point of column <paramref name="n"/>.</summary>
+    internal SparseCorrection? Correction { get; }
+
+    /// <summary>The zero point of column <paramref name="n"/>, as given.</summary>
     public int ZeroPoint(int n) => ZeroPoints.Count == 1 ? ZeroPoints[0] : ZeroPoints[n];
 
     /// <summary>Packs int8 weights given row-major as K x N, or N x K when <paramref name="transposed"/>.</summary>
     public static PackedInt8Matrix Pack(ReadOnlySpan<sbyte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed = false) =>
-        Pack(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b), depth, columns, zeroPoints, transposed, signed: true);
+        Pack(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b), depth, columns, zeroPoints, transposed, signed: true, null);
 
     /// <summary>Packs uint8 weights given row-major as K x N, or N x K when <paramref name="transposed"/>.</summary>
     public static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed = false) =>
-        Pack(b, depth, columns, zeroPoints, transposed, signed: false);
+        Pack(b, depth, columns, zeroPoints, transposed, signed: false, null);
 
-    private static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed, bool signed)
+    /// <summary>Packs in a given format; <paramref name="saturatingQuads"/> says whether quads must avoid u8 x s8 pair saturation (tests force both).</summary>
+    internal static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed, bool signed,
+        Int8PackFormat? format, bool? saturatingQuads = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(depth);
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
@@ -59,23 +111,133 @@ public sealed class PackedInt8Matrix
         if (zeroPoints.Length != 1 && zeroPoints.Length != columns)
             throw new ArgumentException($"B needs one zero point or {columns}, not {zeroPoints.Length}.", nameof(zeroPoints));
 
-        int panels = (columns + PanelWidth - 1) / PanelWidth;
-        int pairs = (depth + 1) / 2;
-        var data = new byte[(long)panels * pairs * PanelStepBytes];
-        var sums = new int[columns];
+        // Column-major copy of B as int values: every format reads columns.
+        var values = new int[(long)columns * depth];
         for (int n = 0; n < columns; n++)
         {
-            int panel = n / PanelWidth, j = n % PanelWidth;
-            long column = (long)panel * pairs * PanelStepBytes + (j / 8) * 16 + (j % 8) * 2;
+            for (int k = 0; k < depth; k++)
+            {
+                byte raw = transposed ? b[n * depth + k] : b[k * columns + n];
+                values[(long)n * depth + k] = signed ? (sbyte)raw : raw;
+            }
+        }
+        var given = zeroPoints.ToArray();
+
+        bool saturates = saturatingQuads ?? !AvxVnni.IsSupported;
+        if (format != Int8PackFormat.Pairs16)
+        {
+            var quads = QuadWeightLayout.Pack(values, depth, columns, signed, given, saturates);
+            if (format == Int8PackFormat.Quads || quads.Correction is null || quads.Correction.Count <= MaxCorrectionFraction * depth * columns)
+                return new PackedInt8Matrix(depth, columns, signed, Int8PackFormat.Quads, given, quads.ZeroPoints, quads.ColumnSums, quads.Data, quads.Correction)
+                {
+                    SaturationSafe = saturates,
+                };
+        }
+        var pairs = PairWeightLayout.Pack(values, depth, columns, given);
+        return new PackedInt8Matrix(depth, columns, signed, Int8PackFormat.Pairs16, given, pairs.ZeroPoints, pairs.ColumnSums, pairs.Data, null);
+    }
+}
+
+/// <summary>Values of B kept out of the quad kernel, column by column (CSR): C gets <c>(A - zpA) x these</c> added.</summary>
+internal sealed class SparseCorrection(int[] columnStarts, int[] rows, int[] values)
+{
+    /// <summary>Entry range of column n: <c>[ColumnStarts[n], ColumnStarts[n + 1])</c>.</summary>
+    public int[] ColumnStarts { get; } = columnStarts;
+
+    /// <summary>The K index of each entry.</summary>
+    public int[] Rows { get; } = rows;
+
+    /// <summary>The value of each entry.</summary>
+    public int[] Values { get; } = values;
+
+    public int Count => Values.Length;
+}
+
+/// <summary>The Pairs16 layout: per panel and pair of K, 32 bytes (columns 0..7 then 8..15, each column's two values adjacent).</summary>
+internal static class PairWeightLayout
+{
+    public static (byte[] Data, int[] ZeroPoints, int[] ColumnSums) Pack(int[] values, int depth, int columns, int[] zeroPoints)
+    {
+        const int width = PackedInt8Matrix.PanelWidth;
+        int panels = (columns + width - 1) / width;
+        int pairs = (depth + 1) / 2;
+        var data = new byte[(long)panels * pairs * 2 * width];
+        var sums = new int[columns];
+        var zps = new int[columns];
+        for (int n = 0; n < columns; n++)
+        {
+            int panel = n / width, j = n % width;
+            long column = (long)panel * pairs * 2 * width + (j / 8) * 16 + (j % 8) * 2;
             int sum = 0;
             for (int k = 0; k < depth; k++)
             {
-                byte value = transposed ? b[n * depth + k] : b[k * columns + n];
-                data[column + (k / 2) * PanelStepBytes + (k & 1)] = value;
-                sum += signed ? (sbyte)value : value;
+                int v = values[(long)n * depth + k];
+                data[column + (k / 2) * 2 * width + (k & 1)] = (byte)v;
+                sum += v;
             }
             sums[n] = sum;
+            zps[n] = zeroPoints.Length == 1 ? zeroPoints[0] : zeroPoints[n];
         }
-        return new PackedInt8Matrix(depth, columns, signed, zeroPoints.ToArray(), sums, data);
+        return (data, zps, sums);
+    }
+}
+
+/// <summary>
+/// The Quads layout: per panel and quad of K, 64 bytes: columns 0..7 then 8..15, each column's four
+/// values adjacent, stored as int8 (uint8 B shifted by -128, its zero point with it).
+/// <para>
+/// <c>vpmaddubsw</c> adds the products of adjacent pairs in 16 bits with saturation. With A anywhere in
+/// 0..255, a pair (b0, b1) is safe when the products cannot pass ±32767: when b0 and b1 differ in sign, or
+/// |b0 + b1| &lt;= 128. An unsafe pair keeps the part of its values that is safe and moves the excess into
+/// <see cref="SparseCorrection"/>. Real weights (bell-shaped, scaled to the int8 range) need very few.
+/// </para>
+/// </summary>
+internal static class QuadWeightLayout
+{
+    public static (byte[] Data, int[] ZeroPoints, int[] ColumnSums, SparseCorrection? Correction) Pack(
+        int[] values, int depth, int columns, bool signed, int[] zeroPoints, bool saturates)
+    {
+        const int width = PackedInt8Matrix.PanelWidth;
+        int panels = (columns + width - 1) / width;
+        int quads = (depth + 3) / 4;
+        var data = new byte[(long)panels * quads * 4 * width];
+        var sums = new int[columns];
+        var zps = new int[columns];
+        var starts = new int[columns + 1];
+        var rows = new List<int>();
+        var excess = new List<int>();
+        int shift = signed ? 0 : 128;
+        for (int n = 0; n < columns; n++)
+        {
+            int panel = n / width, j = n % width;
+            long column = (long)panel * quads * 4 * width + (j / 8) * 32 + (j % 8) * 4;
+            int sum = 0;
+            for (int k = 0; k < depth; k += 2)
+            {
+                int b0 = values[(long)n * depth + k] - shift;
+                int b1 = k + 1 < depth ? values[(long)n * depth + k + 1] - shift : 0;
+                sum += b0 + b1;
+                int s0 = b0, s1 = b1;
+                if (saturates && Math.Sign(b0) * Math.Sign(b1) > 0 && Math.Abs(b0 + b1) > 128)
+                {
+                    // Keep the pair's sum at ±128; the rest is applied outside the kernel.
+                    int sign = Math.Sign(b0);
+                    int over = Math.Abs(b0 + b1) - 128;
+                    int take0 = Math.Min(Math.Abs(b0), over);
+                    int take1 = over - take0;
+                    s0 = b0 - sign * take0;
+                    s1 = b1 - sign * take1;
+                    if (take0 != 0) { rows.Add(k); excess.Add(sign * take0); }
+                    if (take1 != 0) { rows.Add(k + 1); excess.Add(sign * take1); }
+                }
+                data[column + (k / 4) * 4 * width + (k & 3)] = (byte)(sbyte)s0;
+                if (k + 1 < depth) data[column + (k / 4) * 4 * width + (k & 3) + 1] = (byte)(sbyte)s1;
+            }
+            sums[n] = sum;
+            zps[n] = (zeroPoints.Length == 1 ? zeroPoints[0] : zeroPoints[n]) - shift;
+            starts[n + 1] = rows.Count;
+        }
+        var correction = rows.Count == 0 ? null : new SparseCorrection(starts, rows.ToArray(), excess.ToArray());
+        return (data, zps, sums, correction);
     }
 }

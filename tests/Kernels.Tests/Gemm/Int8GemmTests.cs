@@ -117,12 +117,19 @@ public class Int8GemmTests
     {
         var expected = new int[m * n];
         Int8Gemm.MultiplyReference(a, signedA, m, k, zpA, b, signedB, n, zpB, expected);
-        var packed = signedB ? PackedInt8Matrix.Pack(b.Select(v => (sbyte)v).ToArray(), k, n, zpB) : PackedInt8Matrix.Pack(b, k, n, zpB);
-        foreach (bool portable in new[] { false, true })
+        // Every layout, on the vector kernel this CPU runs and on the scalar twin: Pairs16; quads made safe
+        // for vpmaddubsw (with sparse corrections); quads stored whole, as for VNNI.
+        foreach (var (format, saturating) in new[] { (Int8PackFormat.Pairs16, true), (Int8PackFormat.Quads, true), (Int8PackFormat.Quads, false) })
         {
-            var actual = new int[m * n];
-            Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, degreeOfParallelism: 1, portable);
-            Assert.True(expected.AsSpan().SequenceEqual(actual), $"m={m} k={k} n={n} signedA={signedA} signedB={signedB} zpA={zpA} portable={portable}");
+            var packed = PackedInt8Matrix.Pack(b, k, n, zpB, transposed: false, signedB, format, saturating);
+            Assert.Equal(format, packed.Format);
+            foreach (bool portable in new[] { false, true })
+            {
+                var actual = new int[m * n];
+                Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, degreeOfParallelism: 1, portable);
+                Assert.True(expected.AsSpan().SequenceEqual(actual),
+                    $"m={m} k={k} n={n} signedA={signedA} signedB={signedB} zpA={zpA} {format} saturating={saturating} portable={portable} corrections={packed.CorrectionCount}");
+            }
         }
 
         // The transposed packing (N x K weights) gives the same product.
@@ -143,5 +150,31 @@ public class Int8GemmTests
         var bytes = new byte[count];
         random.NextBytes(bytes);
         return bytes;
+    }
+}
+
+/// <summary>How the packer chooses between the quad and the 16-bit-pair layouts.</summary>
+public class Int8PackFormatTests
+{
+    [Fact]
+    public void Seven_bit_weights_take_quads_without_corrections()
+    {
+        var random = new Random(1);
+        sbyte[] b = Enumerable.Range(0, 64 * 40).Select(_ => (sbyte)random.Next(-64, 64)).ToArray();
+        var packed = PackedInt8Matrix.Pack(b, 64, 40, [0]);
+        Assert.Equal(Int8PackFormat.Quads, packed.Format);
+        Assert.Equal(0, packed.CorrectionCount);
+    }
+
+    [Fact]
+    public void Full_range_weights_that_would_saturate_take_pairs_unless_forced()
+    {
+        // All 127: every adjacent pair sums to 254 > 128, which vpmaddubsw would saturate with A = 255.
+        sbyte[] b = Enumerable.Repeat((sbyte)127, 64 * 40).ToArray();
+        bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
+        var packed = PackedInt8Matrix.Pack(b, 64, 40, [0]);
+        Assert.Equal(vnni ? Int8PackFormat.Quads : Int8PackFormat.Pairs16, packed.Format);
+        var forced = PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b.AsSpan()), 64, 40, [0], false, true, Int8PackFormat.Quads, saturatingQuads: true);
+        Assert.Equal(64 * 40 / 2, forced.CorrectionCount); // each pair keeps 1 + 127 and moves 126 out
     }
 }
