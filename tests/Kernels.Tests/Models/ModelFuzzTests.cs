@@ -1,4 +1,4 @@
-using System.Buffers.Binary;
+using Google.Protobuf;
 using Quantize.Kernels.Models;
 using Quantize.Kernels.Models.Onnx;
 using Quantize.Kernels.Models.TensorFlow;
@@ -79,6 +79,23 @@ public class ModelFuzzTests
             $"{relative}: {loaded} mutants loaded, {refused} refused with InvalidModelException, largest allocation {largestAllocation:N0} bytes");
         Assert.True(failures.Count == 0, string.Join(Environment.NewLine, failures));
         Assert.Equal(MutantsPerModel, loaded + refused);
+    }
+
+    [Fact]
+    public void A_real_graph_whose_broadcast_constant_claims_a_huge_shape_is_refused_before_allocating()
+    {
+        // kws_ds_cnn_s.pb's batch_norm/Const tensors store one float_val for shape [64]; a corrupt
+        // dimension (the mutation random inflation rarely lands on) must not cost 256 MiB.
+        var graph = GraphDef.Parser.ParseFrom(File.ReadAllBytes(SharedData.Require("tf-graphs/kws_ds_cnn_s.pb")));
+        var tensor = graph.Node.Select(GraphDefModel.ConstValue).First(t => t is { FloatVal.Count: 1, TensorShape.Dim: [{ Size: 64 }] })!;
+        tensor.TensorShape.Dim[0].Size = 1 << 26;
+        byte[] mutant = graph.ToByteArray();
+
+        var result = Exercise(mutant, "kws_ds_cnn_s.pb");
+
+        Assert.Null(result.Error);
+        Assert.False(result.Loaded);
+        Assert.True(result.AllocatedBytes < 64L * mutant.Length + (16 << 20), $"allocated {result.AllocatedBytes:N0} bytes");
     }
 
     private sealed record Result(bool Loaded, string? Error, long AllocatedBytes);
