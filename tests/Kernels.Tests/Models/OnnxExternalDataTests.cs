@@ -184,6 +184,25 @@ public class OnnxExternalDataTests
         Assert.Equal(sourceHashes, TempFolder.Hashes(temp["source"]));
     }
 
+    [Theory]
+    [InlineData(ExternalDataMode.Never)]
+    [InlineData(ExternalDataMode.Always)]
+    public void Saving_onto_a_folder_fails_and_leaves_the_files_as_they_were(ExternalDataMode mode)
+    {
+        using var temp = new TempFolder();
+        // The model's rename fails after the data file's has succeeded: the previous data comes back.
+        Directory.CreateDirectory(temp["out/model.onnx"]);
+        File.WriteAllText(temp["out/model.onnx.data"], "the previous data");
+        var model = OnnxModel.Load(ModelPath);
+
+        var error = Assert.ThrowsAny<IOException>(() => model.Save(temp["out/model.onnx"], new OnnxSaveOptions { ExternalData = mode }));
+
+        TestContext.Current.TestOutputHelper?.WriteLine(error.Message);
+        Assert.Equal(["out/model.onnx.data"], temp.Files());
+        Assert.Equal("the previous data", File.ReadAllText(temp["out/model.onnx.data"]));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp["out/model.onnx"]));
+    }
+
     [Fact]
     public void A_missing_data_file_is_an_error_naming_it()
     {
