@@ -68,14 +68,47 @@ internal static class OnnxModelWriter
             CheckMessageSize(model.Proto, slots, path);
             using var modelFile = AtomicFile.Create(fullPath);
             model.Proto.WriteTo(modelFile.Stream);
-            data?.Commit();
-            modelFile.Commit();
+            if (data is null)
+                modelFile.Commit();
+            else
+                CommitPair(data, modelFile);
         }
         finally
         {
             for (int i = swaps.Count - 1; i >= 0; i--) swaps[i].Slot.Tensor = swaps[i].Original;
             data?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Renames the data file and then the model into place. Should the model's rename fail, the data
+    /// file is put back as it was (the previous one restored, or the new one removed), so a failed
+    /// save never leaves a data file that no model, or the wrong model, refers to.
+    /// </summary>
+    private static void CommitPair(AtomicFile data, AtomicFile modelFile)
+    {
+        string? previous = File.Exists(data.Path) ? data.TemporaryPath + ".previous" : null;
+        if (previous is not null) File.Move(data.Path, previous);
+        try
+        {
+            data.Commit();
+        }
+        catch
+        {
+            if (previous is not null) File.Move(previous, data.Path);
+            throw;
+        }
+        try
+        {
+            modelFile.Commit();
+        }
+        catch
+        {
+            if (previous is not null) File.Move(previous, data.Path, overwrite: true);
+            else File.Delete(data.Path);
+            throw;
+        }
+        if (previous is not null) File.Delete(previous);
     }
 
     /// <summary>Writes the whole model as one message, bringing any external data inline.</summary>

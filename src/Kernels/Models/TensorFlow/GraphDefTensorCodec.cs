@@ -10,8 +10,15 @@ namespace Quantize.Kernels.Models.TensorFlow;
 /// </summary>
 internal static class GraphDefTensorCodec
 {
-    /// <summary>Padding a short list cannot make a tensor larger than this; a corrupt shape cannot claim gigabytes.</summary>
-    internal const long MaxExpandedBytes = 1L << 30;
+    /// <summary>
+    /// Padding a short list cannot make a tensor larger than this. Broadcast constants in real frozen
+    /// graphs are small (a [64] batch-norm constant, say); a corrupt dimension must not make a file of
+    /// a few bytes claim hundreds of megabytes.
+    /// </summary>
+    internal const long MaxExpandedBytes = 16L << 20;
+
+    /// <summary>What one decoded string costs beyond its bytes: a reference and an array header.</summary>
+    private const long StringOverheadBytes = 32;
 
     public static StoredTensorInfo Describe(TensorProto tensor, string name, string source)
     {
@@ -38,7 +45,10 @@ internal static class GraphDefTensorCodec
         {
             if (!tensor.TensorContent.IsEmpty)
                 throw new InvalidModelException(source, $"string tensor '{name}' uses tensor_content, which Quantize.Kernels does not read.");
-            CheckTypedCount(tensor.StringVal.Count, count, name, source, bytes);
+            // Each padded element becomes its own copy of the last string.
+            long perString = StringOverheadBytes + (tensor.StringVal.Count == 0 ? 0 : tensor.StringVal[^1].Length);
+            long expanded = count > long.MaxValue / perString ? long.MaxValue : count * perString;
+            CheckTypedCount(tensor.StringVal.Count, count, shape, name, source, expanded);
         }
         else if (!tensor.TensorContent.IsEmpty)
         {
@@ -47,17 +57,17 @@ internal static class GraphDefTensorCodec
         }
         else
         {
-            CheckTypedCount(TypedCount(tensor, type), count, name, source, bytes);
+            CheckTypedCount(TypedCount(tensor, type), count, shape, name, source, bytes);
         }
         return new StoredTensorInfo(name, type, shape, count, bytes, IsExternal: false);
     }
 
-    private static void CheckTypedCount(long values, long count, string name, string source, long bytes)
+    private static void CheckTypedCount(long values, long count, long[] shape, string name, string source, long expandedBytes)
     {
         if (values > count)
             throw new InvalidModelException(source, $"tensor '{name}' holds {values} values but its shape has room for {count}. The file may be corrupt; freeze the graph again.");
-        if (values < count && bytes > MaxExpandedBytes)
-            throw new InvalidModelException(source, $"tensor '{name}' would expand {values} stored values to {bytes} bytes; refusing a shape that large.");
+        if (values < count && expandedBytes > MaxExpandedBytes)
+            throw new InvalidModelException(source, $"tensor '{name}' declares shape {TensorData.FormatShape(shape)} but stores {values} value(s); padding them to that shape would take {expandedBytes} bytes, more than the {MaxExpandedBytes >> 20} MiB allowed for a padded constant. The shape is likely corrupt; freeze the graph again, or store the constant in full (tensor_content).");
     }
 
     public static TensorData Read(TensorProto tensor, string name, string source)
