@@ -109,6 +109,7 @@ internal static unsafe class FloatPacking
 {
     public const int Rows = 6;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, float* packed)
     {
         float* source = (float*)a.Data;

@@ -121,6 +121,7 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
     internal static (int Start, int End) Share(int count, int parts, int part) =>
         ((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts));
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void RunRange(GemmA a, TB* packedB, int n, TC* c, int panelStart, int panelEnd, int rowStart, int rowEnd)
     {
         int k = a.Depth;

@@ -79,6 +79,7 @@ public static class Int4Gemm
     }
 
     /// <summary>Per block of A: even K values then odd K values, and the block's sum.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void PrepareRow(ReadOnlySpan<float> row, Span<float> split, Span<float> sums, int bs)
     {
         split.Clear();
@@ -99,6 +100,7 @@ public static class Int4Gemm
     private readonly unsafe struct Job(float* split, float* sums, byte* weights, float* scales, float* zeros, float* c,
         int rows, int n, int bs, int blocks, int padded, bool vectorized)
     {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         public void Columns(int start, int end)
         {
             int blockBytes = bs / 2;

@@ -16,6 +16,7 @@ internal static unsafe class Int8Packing
 
     public static int RowBlockLength(int kc) => ((kc + 1) / 2) * Rows;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed)
     {
         int pairs = (kc + 1) / 2;

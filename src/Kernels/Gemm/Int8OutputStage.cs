@@ -14,6 +14,7 @@ internal static class Int8OutputStage
     /// int8 minus its corrections; add the corrections, then expand the zero points:
     /// <c>sum Au B - zA sum B - zB[n] sum Au + K zA zB[n]</c>, all in wrapping int32, exact whenever the result fits.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b)
     {
         int n = b.Columns;
@@ -64,6 +65,7 @@ internal static class Int8OutputStage
     /// correction entry is one vector multiply-add along M into that column's sums; the sums of a 16-column
     /// panel are then added into C row by row (whole cache lines, not strided columns).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static unsafe void AddCorrection(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, bool signedA, int n, SparseCorrection correction)
     {
         const int width = PackedInt8Matrix.PanelWidth;
@@ -162,6 +164,7 @@ internal static class Int8OutputStage
     }
 
     /// <summary>C = float(acc) x (scaleA x scaleB[n]) + bias[n].</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void ToFloat(ReadOnlySpan<int> accumulators, int rows, int n, float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, Span<float> c)
     {
         var scales = new float[n];
@@ -192,6 +195,7 @@ internal static class Int8OutputStage
     }
 
     /// <summary>C = saturate(zpC + multiplier[n](acc + bias[n])).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void Requantize(ReadOnlySpan<int> accumulators, int rows, int n, ReadOnlySpan<FixedPointMultiplier> multipliers, ReadOnlySpan<int> bias,
         int zeroPointC, QuantizedRange range, Span<byte> c)
     {

@@ -15,6 +15,7 @@ internal static unsafe class Int8QuadPacking
 
     public static int RowBlockLength(int kc) => ((kc + 3) / 4) * Rows;
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed)
     {
         int quads = (kc + 3) / 4;

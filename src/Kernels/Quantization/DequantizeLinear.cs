@@ -65,6 +65,7 @@ public static class DequantizeLinear
         where TStorage : IQuantizedStorage<T> =>
         Run<T, TStorage, ElementwiseParameters>(x, new ElementwiseParameters(scales, zeroPoints, x.Length), y, width);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Run<T, TStorage, TParameters>(ReadOnlySpan<T> x, TParameters parameters, Span<float> y, VectorWidth width)
         where T : unmanaged
         where TStorage : IQuantizedStorage<T>

@@ -18,6 +18,7 @@ public static class Int4Packing
     /// <summary>Packs values in 0..15 (only the low 4 bits of each are kept). An odd last value leaves the high nibble 0.</summary>
     public static void Pack(ReadOnlySpan<byte> values, Span<byte> packed) => Pack(values, packed, vectorized: true);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal static void Pack(ReadOnlySpan<byte> values, Span<byte> packed, bool vectorized)
     {
         int pairs = values.Length / 2;
@@ -51,6 +52,7 @@ public static class Int4Packing
     /// <summary>Unpacks <paramref name="values"/>.Length uint4 values (0..15).</summary>
     public static void Unpack(ReadOnlySpan<byte> packed, Span<byte> values) => Unpack(packed, values, signed: false, vectorized: true);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal static void Unpack(ReadOnlySpan<byte> packed, Span<byte> values, bool signed, bool vectorized)
     {
         if (packed.Length < PackedLength(values.Length)) throw new ArgumentException("The packed source is too short.", nameof(packed));

@@ -78,6 +78,7 @@ public static class QuantizeLinear
         where TStorage : IQuantizedStorage<T> =>
         Run<T, TStorage, ElementwiseParameters>(x, new ElementwiseParameters(scales, zeroPoints, x.Length), y, range, width);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void Run<T, TStorage, TParameters>(ReadOnlySpan<float> x, TParameters parameters, Span<T> y, QuantizedRange range, VectorWidth width = VectorWidth.Vector256)
         where T : unmanaged
         where TStorage : IQuantizedStorage<T>
