@@ -106,8 +106,9 @@ internal sealed class GemmOperands : IDisposable
         _a = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 2 - 1).ToArray();
         _a8 = new byte[m * k];
         random.NextBytes(_a8);
-        float[] b = Enumerable.Range(0, k * n).Select(_ => random.NextSingle() * 2 - 1).ToArray();
-        sbyte[] b8 = Enumerable.Range(0, k * n).Select(_ => (sbyte)random.Next(-127, 128)).ToArray();
+        // Weights as a quantizer makes them: bell-shaped floats, int8 symmetric per column (-127..127).
+        float[] b = Enumerable.Range(0, k * n).Select(_ => Gaussian(random)).ToArray();
+        sbyte[] b8 = QuantizePerColumn(b, k, n);
         _b = PackedFloatMatrix.Pack(b, k, n);
         _b8 = PackedInt8Matrix.Pack(b8, k, n, [0]);
         _scaleB = Enumerable.Range(0, n).Select(_ => 0.01f).ToArray();
@@ -130,6 +131,24 @@ internal sealed class GemmOperands : IDisposable
     }
 
     public void Fp32() => FloatGemm.Multiply(_a, _shape.M, _b, _c, default, _threads);
+
+    /// <summary>The int8 layout the packer chose for these weights.</summary>
+    public string Int8Layout => $"{_b8.Format}, {_b8.CorrectionCount} corrections";
+
+    private static float Gaussian(Random random) =>
+        (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+
+    private static sbyte[] QuantizePerColumn(float[] b, int k, int n)
+    {
+        var q = new sbyte[k * n];
+        for (int j = 0; j < n; j++)
+        {
+            float max = 0;
+            for (int i = 0; i < k; i++) max = Math.Max(max, Math.Abs(b[i * n + j]));
+            for (int i = 0; i < k; i++) q[i * n + j] = (sbyte)Math.Round(b[i * n + j] / max * 127);
+        }
+        return q;
+    }
 
     public void Int8() => Int8Gemm.Multiply(_a8, _shape.M, 128, _b8, _c32, _threads);
 
