@@ -72,6 +72,9 @@ public class GemvBenchmarks
     [Benchmark(Description = "int4 block32 f32 (ours)")]
     public void Int4() => _operands.Int4();
 
+    [Benchmark(Description = "int4 block32 int8-act (ours)")]
+    public void Int4Int8Activations() => _operands.Int4Int8Activations();
+
     [Benchmark(Description = "fp32 MatMul (ORT)")]
     public void OrtFp32() => _operands.OrtFp32();
 
@@ -155,6 +158,8 @@ internal sealed class GemmOperands : IDisposable
     public void Int8Dynamic() => Int8Gemm.MultiplyDynamic(_a, _shape.M, _b8, _scaleB, default, _c, _threads);
 
     public void Int4() => Int4Gemm.Multiply(_a, _shape.M, _b4!, _c, default, _threads);
+
+    public void Int4Int8Activations() => Int4GemmInt8Activations.Multiply(_a, _shape.M, _b4!, _c, default, _threads);
 
     public void OrtFp32() => _ortFp32.Run(_runOptions, ["A"], [_ortA], ["Y"], [_ortC]);
 

@@ -77,4 +77,51 @@ public class Int4GemmTests
             Assert.Equal(one, many);
         }
     }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Int8_activation_variant_matches_float64_of_block_quantized_activations(int m, int k, int n, int blockSize, string zeroPoints)
+    {
+        var random = new Random(m * 131 + k * 17 + n + blockSize);
+        int blocks = (k + blockSize - 1) / blockSize;
+        var q = new byte[n * blocks * blockSize / 2];
+        random.NextBytes(q);
+        float[] scales = Enumerable.Range(0, n * blocks).Select(_ => 0.001f + random.NextSingle() * 0.05f).ToArray();
+        byte[] packedZp = zeroPoints == "packed" ? Enumerable.Range(0, n * ((blocks + 1) / 2)).Select(_ => (byte)random.Next(256)).ToArray() : [];
+        float[] floatZp = zeroPoints == "float" ? Enumerable.Range(0, n * blocks).Select(_ => random.NextSingle() * 15).ToArray() : [];
+        var b = PackedInt4Matrix.FromMatMulNBits(q, k, n, blockSize, scales, packedZp, floatZp);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 4 - 2).ToArray();
+
+        var c = new float[m * n];
+        Int4GemmInt8Activations.Multiply(a, m, b, c);
+        var twin = new float[m * n];
+        Int4GemmInt8Activations.MultiplyScalar(a, m, b, twin);
+
+        for (int i = 0; i < m; i++)
+        {
+            // A quantized by the rule the variant documents: per block, scale max|a|/127, round half to even.
+            var aq = new double[k];
+            for (int block = 0; block < blocks; block++)
+            {
+                int start = block * blockSize, end = Math.Min(k, start + blockSize);
+                double max = 0;
+                for (int t = start; t < end; t++) max = Math.Max(max, Math.Abs(a[i * k + t]));
+                float scale = max > 0 ? (float)max / 127f : 1f;
+                for (int t = start; t < end; t++) aq[t] = Math.Clamp(Math.Round(a[i * k + t] / scale, MidpointRounding.ToEven), -127, 127) * scale;
+            }
+            for (int j = 0; j < n; j++)
+            {
+                double exact = 0, magnitude = 0;
+                for (int t = 0; t < k; t++)
+                {
+                    double w = b.Dequantize(j, t);
+                    exact += w * aq[t];
+                    magnitude += Math.Abs(w * aq[t]);
+                }
+                double tolerance = magnitude * 1e-6 + 1e-5;
+                Assert.True(Math.Abs(c[i * n + j] - exact) <= tolerance, $"({i},{j}) {c[i * n + j]} vs {exact}");
+                Assert.True(Math.Abs(twin[i * n + j] - exact) <= tolerance, $"twin ({i},{j}) {twin[i * n + j]} vs {exact}");
+            }
+        }
+    }
 }
