@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Quantize.Kernels.Quantization;
 
@@ -125,8 +126,9 @@ public static class Int8Gemm
         }
     }
 
-    /// <summary>The int32 stage; <paramref name="portable"/> forces the scalar twin of the vector kernel (for tests).</summary>
-    internal static unsafe void MultiplyInt32(ReadOnlySpan<byte> a, int rows, int zeroPointA, bool signedA, PackedInt8Matrix b, Span<int> c, int degreeOfParallelism, bool portable = false)
+    /// <summary>The int32 stage; <paramref name="kernel"/> forces a scalar twin (for tests).</summary>
+    internal static unsafe void MultiplyInt32(ReadOnlySpan<byte> a, int rows, int zeroPointA, bool signedA, PackedInt8Matrix b, Span<int> c,
+        int degreeOfParallelism, Int8KernelChoice kernel = Int8KernelChoice.Native)
     {
         int k = b.Depth, n = b.Columns;
         if (a.Length < (long)rows * k) throw new ArgumentException($"A needs {(long)rows * k} values, not {a.Length}.", nameof(a));
@@ -136,32 +138,50 @@ public static class Int8Gemm
             c[..(rows * n)].Clear();
             return;
         }
+        int shiftA = 0;
         fixed (byte* pa = a, pb = b.Data)
         fixed (int* pc = c)
         {
             var view = new GemmA(pa, rows, k, zeroPointA, signedA);
-            bool avx2 = Avx2.IsSupported && !portable;
+            bool native = kernel == Int8KernelChoice.Native;
             if (b.Format == Int8PackFormat.Quads)
             {
-                if (!portable && Int8QuadKernelVnni.IsSupported)
+                if (native && Int8QuadKernelVnni.IsSupported)
+                {
                     GemmDriver<Int8QuadKernelVnni, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
-                else if (avx2 && b.SaturationSafe)
+                }
+                else if ((native && Int8QuadKernelArmDot.IsSupported) || kernel == Int8KernelChoice.ScalarTwinOfArmDot)
+                {
+                    shiftA = 128;
+                    if (native) GemmDriver<Int8QuadKernelArmDot, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                    else GemmDriver<Int8QuadKernelPortable<ShiftBy128>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                }
+                else if (native && Avx2.IsSupported && b.SaturationSafe)
+                {
                     GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                }
                 else
-                    GemmDriver<Int8QuadKernelPortable, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                {
+                    GemmDriver<Int8QuadKernelPortable<NoShift>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                }
+            }
+            else if (native && Avx2.IsSupported)
+            {
+                if (b.Signed) GemmDriver<Int8KernelAvx2Signed, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                else GemmDriver<Int8KernelAvx2Unsigned, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+            }
+            else if (native && AdvSimd.Arm64.IsSupported)
+            {
+                if (b.Signed) GemmDriver<Int8PairKernelArm<SignExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                else GemmDriver<Int8PairKernelArm<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
             }
             else
             {
-                switch (avx2, b.Signed)
-                {
-                    case (true, true): GemmDriver<Int8KernelAvx2Signed, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                    case (true, false): GemmDriver<Int8KernelAvx2Unsigned, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                    case (false, true): GemmDriver<Int8KernelPortable<SignExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                    default: GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism); break;
-                }
+                if (b.Signed) GemmDriver<Int8KernelPortable<SignExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
+                else GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
             }
         }
-        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b);
+        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA);
     }
 
     private static void CheckPerColumn(ReadOnlySpan<float> values, int n, string name, bool allowEmpty)
@@ -169,4 +189,17 @@ public static class Int8Gemm
         if (values.IsEmpty && allowEmpty) return;
         if (values.Length != 1 && values.Length != n) throw new ArgumentException($"Give one value or {n}, not {values.Length}.", name);
     }
+}
+
+/// <summary>Which int8 kernel runs: the CPU's own, or a scalar twin (tests run the twins of kernels this CPU lacks).</summary>
+internal enum Int8KernelChoice
+{
+    /// <summary>The fastest kernel for the layout on this CPU.</summary>
+    Native,
+
+    /// <summary>The scalar twin of the layout's x86 kernels (and of the ARM Pairs16 kernel).</summary>
+    ScalarTwin,
+
+    /// <summary>The scalar twin of the ARM dot-product kernel (A shifted to int8).</summary>
+    ScalarTwinOfArmDot,
 }

@@ -105,7 +105,12 @@ internal readonly unsafe struct Int8KernelAvx2Unsigned : IGemmKernel<int, byte, 
 /// <summary>How a B byte widens to 16 bits.</summary>
 internal interface IWidenB
 {
+    /// <summary>16 bytes widened (x86 AVX2).</summary>
     static abstract unsafe Vector256<short> Load(byte* b);
+
+    /// <summary>8 bytes widened (ARM64 AdvSimd).</summary>
+    static abstract unsafe Vector128<short> LoadArm(byte* b);
+
     static abstract int Widen(byte b);
 }
 
@@ -113,6 +118,10 @@ internal readonly struct SignExtend : IWidenB
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector256<short> Load(byte* b) => Avx2.ConvertToVector256Int16((sbyte*)b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector128<short> LoadArm(byte* b) => System.Runtime.Intrinsics.Arm.AdvSimd.SignExtendWideningLower(Vector64.Load((sbyte*)b));
+
     public static int Widen(byte b) => (sbyte)b;
 }
 
@@ -120,6 +129,10 @@ internal readonly struct ZeroExtend : IWidenB
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe Vector256<short> Load(byte* b) => Avx2.ConvertToVector256Int16(b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe Vector128<short> LoadArm(byte* b) => System.Runtime.Intrinsics.Arm.AdvSimd.ZeroExtendWideningLower(Vector64.Load(b)).AsInt16();
+
     public static int Widen(byte b) => b;
 }
 

@@ -13,9 +13,10 @@ internal static class Int8OutputStage
     /// Quads: the kernel summed <c>Au x Bsafe</c> over A as uint8 (<c>Au</c>, int8 A flipped by +128) and B as
     /// int8 minus its corrections; add the corrections, then expand the zero points:
     /// <c>sum Au B - zA sum B - zB[n] sum Au + K zA zB[n]</c>, all in wrapping int32, exact whenever the result fits.
+    /// A kernel that multiplied <c>Au - shiftA</c> (the ARM dot-product kernel, int8 x int8) is compensated per column.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public static void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b)
+    public static void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b, int shiftA = 0)
     {
         int n = b.Columns;
         int[] zb = b.StoredZeroPoints;
@@ -37,11 +38,13 @@ internal static class Int8OutputStage
         int za = zeroPointA + flip;
         int[] columnSums = b.StoredColumnSums;
         // Per column: K zA zB[n] - zA sum B[n]; per row, minus zB[n] sum Au[m].
+        int[]? kernelSums = shiftA != 0 ? b.KernelColumnSums : null;
         var perColumn = new int[n];
         bool anyZb = false;
         for (int j = 0; j < n; j++)
         {
-            perColumn[j] = depth * za * zb[j] - za * columnSums[j];
+            // A kernel that subtracted shiftA from Au summed shiftA x sum(Bkernel) too little.
+            perColumn[j] = depth * za * zb[j] - za * columnSums[j] + (kernelSums is null ? 0 : shiftA * kernelSums[j]);
             anyZb |= zb[j] != 0;
         }
         for (int m = 0; m < rows; m++)

@@ -147,11 +147,13 @@ internal readonly unsafe struct Int8QuadKernelVnni : IGemmKernel<int, byte, int>
 }
 
 /// <summary>
-/// The scalar twin of both quad kernels: the same packing and tile, each quad's four u8 x s8 products added
-/// exactly in 32 bits. It is what <c>vpdpbusd</c> computes, and what <c>vpmaddubsw</c> computes on the pairs
-/// the packer made safe, so it is the reference for both on CPUs that lack either.
+/// The scalar twin of the quad kernels: the same packing and tile, each quad's four u8 x s8 products added
+/// exactly in 32 bits. With <typeparamref name="TShift"/> = <see cref="NoShift"/> it is what <c>vpdpbusd</c>
+/// computes, and what <c>vpmaddubsw</c> computes on the pairs the packer made safe; with
+/// <see cref="ShiftBy128"/> it subtracts 128 from A first, as the ARM dot-product kernel does (s8 x s8).
 /// </summary>
-internal readonly unsafe struct Int8QuadKernelPortable : IGemmKernel<int, byte, int>
+internal readonly unsafe struct Int8QuadKernelPortable<TShift> : IGemmKernel<int, byte, int>
+    where TShift : IAShift
 {
     public static int Rows => Int8QuadPacking.Rows;
     public static int Columns => PackedInt8Matrix.PanelWidth;
@@ -167,6 +169,7 @@ internal readonly unsafe struct Int8QuadKernelPortable : IGemmKernel<int, byte, 
         int* tile = stackalloc int[6 * 16];
         new Span<int>(tile, 6 * 16).Clear();
         int quads = (kc + 3) / 4;
+        int shift = TShift.Shift;
         for (int q = 0; q < quads; q++)
         {
             for (int r = 0; r < 6; r++)
@@ -175,12 +178,28 @@ internal readonly unsafe struct Int8QuadKernelPortable : IGemmKernel<int, byte, 
                 for (int j = 0; j < 16; j++)
                 {
                     sbyte* bq = (sbyte*)b + q * 64 + (j / 8) * 32 + (j % 8) * 4;
-                    tile[r * 16 + j] += aq[0] * bq[0] + aq[1] * bq[1] + aq[2] * bq[2] + aq[3] * bq[3];
+                    tile[r * 16 + j] += (aq[0] - shift) * bq[0] + (aq[1] - shift) * bq[1] + (aq[2] - shift) * bq[2] + (aq[3] - shift) * bq[3];
                 }
             }
         }
         Int8Packing.StoreTile(tile, c, ldc, accumulate, rows, columns);
     }
+}
+
+/// <summary>What a quad kernel subtracts from the uint8 A values before multiplying (the output stage adds it back).</summary>
+internal interface IAShift
+{
+    static abstract int Shift { get; }
+}
+
+internal readonly struct NoShift : IAShift
+{
+    public static int Shift => 0;
+}
+
+internal readonly struct ShiftBy128 : IAShift
+{
+    public static int Shift => 128;
 }
 
 internal static unsafe class Int8QuadTile

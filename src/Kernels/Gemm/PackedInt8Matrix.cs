@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace Quantize.Kernels.Gemm;
@@ -86,6 +87,21 @@ public sealed class PackedInt8Matrix
     /// <summary>Sum over K of each column's stored values (the full values, corrections included).</summary>
     internal int[] StoredColumnSums { get; }
 
+    /// <summary>Sum over K of each column's values in the packed data (the full values minus the corrections).</summary>
+    internal int[] KernelColumnSums
+    {
+        get
+        {
+            if (Correction is null) return StoredColumnSums;
+            var sums = (int[])StoredColumnSums.Clone();
+            for (int j = 0; j < Columns; j++)
+            {
+                for (int e = Correction.ColumnStarts[j]; e < Correction.ColumnStarts[j + 1]; e++) sums[j] -= Correction.Values[e];
+            }
+            return sums;
+        }
+    }
+
     internal byte[] Data { get; }
 
     internal SparseCorrection? Correction { get; }
@@ -123,7 +139,7 @@ public sealed class PackedInt8Matrix
         }
         var given = zeroPoints.ToArray();
 
-        bool saturates = saturatingQuads ?? !AvxVnni.IsSupported;
+        bool saturates = saturatingQuads ?? !(AvxVnni.IsSupported || Dp.IsSupported);
         if (format != Int8PackFormat.Pairs16)
         {
             var quads = QuadWeightLayout.Pack(values, depth, columns, signed, given, saturates);

@@ -123,12 +123,17 @@ public class Int8GemmTests
         {
             var packed = PackedInt8Matrix.Pack(b, k, n, zpB, transposed: false, signedB, format, saturating);
             Assert.Equal(format, packed.Format);
-            foreach (bool portable in new[] { false, true })
+            // The CPU's own kernel, the scalar twin of the x86 (and ARM Pairs16) kernels, and for quads the
+            // scalar twin of the ARM dot-product kernel, which multiplies A - 128 as int8.
+            var kernels = format == Int8PackFormat.Quads
+                ? new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot }
+                : new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin };
+            foreach (var kernel in kernels)
             {
                 var actual = new int[m * n];
-                Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, degreeOfParallelism: 1, portable);
+                Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, degreeOfParallelism: 1, kernel);
                 Assert.True(expected.AsSpan().SequenceEqual(actual),
-                    $"m={m} k={k} n={n} signedA={signedA} signedB={signedB} zpA={zpA} {format} saturating={saturating} portable={portable} corrections={packed.CorrectionCount}");
+                    $"m={m} k={k} n={n} signedA={signedA} signedB={signedB} zpA={zpA} {format} saturating={saturating} {kernel} corrections={packed.CorrectionCount}");
             }
         }
 
