@@ -1,0 +1,26 @@
+using Quantize.Kernels.Models.Onnx;
+
+namespace Quantize.Kernels.Runtime.Planning;
+
+/// <summary>
+/// A rewrite of the node list before operators are built: fusions such as Conv + BatchNormalization or
+/// the dynamic-quantization MatMul pattern replace several nodes with one node of an internal op.
+/// </summary>
+internal interface IGraphRewrite
+{
+    /// <summary>Rewrites <paramref name="nodes"/> (in topological order) and returns the new list.</summary>
+    List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes);
+}
+
+/// <summary>The rewrites the planner applies, in order.</summary>
+internal static class GraphRewrites
+{
+    /// <summary>Registered rewrites. Each one leaves the graph valid and the outputs equal within float rounding.</summary>
+    internal static readonly List<IGraphRewrite> All = [];
+
+    public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes)
+    {
+        foreach (var rewrite in All) nodes = rewrite.Apply(model, options, nodes);
+        return nodes;
+    }
+}
