@@ -26,53 +26,13 @@ public static class LinearQuantization
     public static byte[] Quantize(ReadOnlySpan<float> x, ReadOnlySpan<long> shape, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeroPoints,
         int axis, int blockSize, TensorElementType type, QuantizedRange? range = null)
     {
-        var layout = Layout.Create(shape, x.Length, scales.Length, zeroPoints.Length, axis, blockSize);
-        var r = range ?? QuantizedRange.Of(type);
-        switch (type)
-        {
-            case TensorElementType.Int8:
-            {
-                var y = new byte[x.Length];
-                RunQuantize<sbyte, SByteStorage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, sbyte>(y.AsSpan()), r, layout);
-                return y;
-            }
-            case TensorElementType.UInt8:
-            {
-                var y = new byte[x.Length];
-                RunQuantize<byte, ByteStorage>(x, scales, zeroPoints, y, r, layout);
-                return y;
-            }
-            case TensorElementType.Int16:
-            {
-                var y = new byte[x.Length * 2];
-                RunQuantize<short, Int16Storage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, short>(y.AsSpan()), r, layout);
-                return y;
-            }
-            case TensorElementType.UInt16:
-            {
-                var y = new byte[x.Length * 2];
-                RunQuantize<ushort, UInt16Storage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, ushort>(y.AsSpan()), r, layout);
-                return y;
-            }
-            case TensorElementType.Int4:
-            {
-                var values = new sbyte[x.Length];
-                RunQuantize<sbyte, SByteStorage>(x, scales, zeroPoints, values, r, layout);
-                var packed = new byte[Int4Packing.PackedLength(x.Length)];
-                Int4Packing.Pack(values, packed);
-                return packed;
-            }
-            case TensorElementType.UInt4:
-            {
-                var values = new byte[x.Length];
-                RunQuantize<byte, ByteStorage>(x, scales, zeroPoints, values, r, layout);
-                var packed = new byte[Int4Packing.PackedLength(x.Length)];
-                Int4Packing.Pack(values, packed);
-                return packed;
-            }
-            default:
-                throw new ArgumentException($"QuantizeLinear to {type.DisplayName()} is not supported; use int8, uint8, int16, uint16, int4 or uint4.", nameof(type));
-        }
+        bool fourBit = type is TensorElementType.Int4 or TensorElementType.UInt4;
+        var values = new byte[x.Length * (type is TensorElementType.Int16 or TensorElementType.UInt16 ? 2 : 1)];
+        QuantizeUnpacked(x, shape, scales, zeroPoints, axis, blockSize, type, values, range);
+        if (!fourBit) return values;
+        var packed = new byte[Int4Packing.PackedLength(x.Length)];
+        Int4Packing.Pack(values, packed);
+        return packed;
     }
 
     /// <summary>
@@ -85,44 +45,76 @@ public static class LinearQuantization
         long count = TensorData.CountElements(shape);
         if (type.ByteCount(count) != x.Length)
             throw new ArgumentException($"A {type.DisplayName()} tensor of shape {TensorData.FormatShape(shape)} needs {type.ByteCount(count)} bytes, not {x.Length}.", nameof(x));
-        var layout = Layout.Create(shape, (int)count, scales.Length, zeroPoints.Length, axis, blockSize);
         var y = new float[count];
-        switch (type)
+        if (type is TensorElementType.Int4 or TensorElementType.UInt4)
         {
-            case TensorElementType.Int8:
-                RunDequantize<sbyte, SByteStorage>(MemoryMarshal.Cast<byte, sbyte>(x), scales, zeroPoints, y, layout);
-                break;
-            case TensorElementType.UInt8:
-                RunDequantize<byte, ByteStorage>(x, scales, zeroPoints, y, layout);
-                break;
-            case TensorElementType.Int16:
-                RunDequantize<short, Int16Storage>(MemoryMarshal.Cast<byte, short>(x), scales, zeroPoints, y, layout);
-                break;
-            case TensorElementType.UInt16:
-                RunDequantize<ushort, UInt16Storage>(MemoryMarshal.Cast<byte, ushort>(x), scales, zeroPoints, y, layout);
-                break;
-            case TensorElementType.Int4:
-            {
-                var values = new sbyte[count];
-                Int4Packing.Unpack(x, values);
-                RunDequantize<sbyte, SByteStorage>(values, scales, zeroPoints, y, layout);
-                break;
-            }
-            case TensorElementType.UInt4:
-            {
-                var values = new byte[count];
-                Int4Packing.Unpack(x, values);
-                RunDequantize<byte, ByteStorage>(values, scales, zeroPoints, y, layout);
-                break;
-            }
-            case TensorElementType.Int32:
-                if (scales.Length != 1) throw new ArgumentException("int32 DequantizeLinear takes one scale.", nameof(scales));
-                DequantizeLinear.Dequantize(MemoryMarshal.Cast<byte, int>(x), scales[0], zeroPoints.IsEmpty ? 0 : zeroPoints[0], y);
-                break;
-            default:
-                throw new ArgumentException($"DequantizeLinear from {type.DisplayName()} is not supported; use int8, uint8, int16, uint16, int4, uint4 or int32.", nameof(type));
+            var values = new byte[count];
+            if (type == TensorElementType.Int4) Int4Packing.Unpack(x, MemoryMarshal.Cast<byte, sbyte>(values.AsSpan()));
+            else Int4Packing.Unpack(x, values);
+            DequantizeUnpacked(values, type, shape, scales, zeroPoints, axis, blockSize, y);
+        }
+        else
+        {
+            DequantizeUnpacked(x, type, shape, scales, zeroPoints, axis, blockSize, y);
         }
         return y;
+    }
+
+    /// <summary>
+    /// Quantizes into one storage unit per element, 4-bit values unpacked one per byte (the layout the
+    /// runtime holds): <paramref name="destination"/> is x.Length bytes for 8- and 4-bit types, twice that for 16-bit.
+    /// </summary>
+    internal static void QuantizeUnpacked(ReadOnlySpan<float> x, ReadOnlySpan<long> shape, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeroPoints,
+        int axis, int blockSize, TensorElementType type, Span<byte> destination, QuantizedRange? saturation = null)
+    {
+        var layout = Layout.Create(shape, x.Length, scales.Length, zeroPoints.Length, axis, blockSize);
+        var range = saturation ?? QuantizedRange.Of(type);
+        switch (type)
+        {
+            case TensorElementType.Int8 or TensorElementType.Int4:
+                RunQuantize<sbyte, SByteStorage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, sbyte>(destination), range, layout);
+                break;
+            case TensorElementType.UInt8 or TensorElementType.UInt4:
+                RunQuantize<byte, ByteStorage>(x, scales, zeroPoints, destination, range, layout);
+                break;
+            case TensorElementType.Int16:
+                RunQuantize<short, Int16Storage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, short>(destination), range, layout);
+                break;
+            case TensorElementType.UInt16:
+                RunQuantize<ushort, UInt16Storage>(x, scales, zeroPoints, MemoryMarshal.Cast<byte, ushort>(destination), range, layout);
+                break;
+            default:
+                throw new ArgumentException($"QuantizeLinear to {type.DisplayName()} is not supported; use int8, uint8, int16, uint16, int4 or uint4.", nameof(type));
+        }
+    }
+
+    /// <summary>Dequantizes values held one storage unit per element (4-bit unpacked) into <paramref name="destination"/>.</summary>
+    internal static void DequantizeUnpacked(ReadOnlySpan<byte> x, TensorElementType type, ReadOnlySpan<long> shape, ReadOnlySpan<float> scales,
+        ReadOnlySpan<int> zeroPoints, int axis, int blockSize, Span<float> destination)
+    {
+        int count = destination.Length;
+        var layout = Layout.Create(shape, count, scales.Length, zeroPoints.Length, axis, blockSize);
+        switch (type)
+        {
+            case TensorElementType.Int8 or TensorElementType.Int4:
+                RunDequantize<sbyte, SByteStorage>(MemoryMarshal.Cast<byte, sbyte>(x), scales, zeroPoints, destination, layout);
+                break;
+            case TensorElementType.UInt8 or TensorElementType.UInt4:
+                RunDequantize<byte, ByteStorage>(x, scales, zeroPoints, destination, layout);
+                break;
+            case TensorElementType.Int16:
+                RunDequantize<short, Int16Storage>(MemoryMarshal.Cast<byte, short>(x), scales, zeroPoints, destination, layout);
+                break;
+            case TensorElementType.UInt16:
+                RunDequantize<ushort, UInt16Storage>(MemoryMarshal.Cast<byte, ushort>(x), scales, zeroPoints, destination, layout);
+                break;
+            case TensorElementType.Int32:
+                if (scales.Length != 1) throw new ArgumentException("int32 DequantizeLinear takes one scale.", nameof(scales));
+                DequantizeLinear.Dequantize(MemoryMarshal.Cast<byte, int>(x), scales[0], zeroPoints.IsEmpty ? 0 : zeroPoints[0], destination);
+                break;
+            default:
+                throw new ArgumentException($"DequantizeLinear from {type.DisplayName()} is not supported.", nameof(type));
+        }
     }
 
     private static void RunQuantize<T, TStorage>(ReadOnlySpan<float> x, ReadOnlySpan<float> scales, ReadOnlySpan<int> zeroPoints, Span<T> y, QuantizedRange range, Layout layout)

@@ -218,7 +218,8 @@ internal static class TensorPool
             {
                 var storage = Tensor.StorageType(data.ElementType);
                 array = Array.CreateInstance(storage, data.ElementCount);
-                var target = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetArrayDataReference(array), checked((int)Buffer.ByteLength(array)));
+                // Half and bool are not 'primitive' to Buffer.ByteLength; the stored byte count is exact.
+                var target = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetArrayDataReference(array), data.Bytes.Length);
                 data.Bytes.CopyTo(target);
                 break;
             }
