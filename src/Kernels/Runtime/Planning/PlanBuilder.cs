@@ -10,6 +10,9 @@ namespace Quantize.Kernels.Runtime.Planning;
 /// </summary>
 internal static class PlanBuilder
 {
+    /// <summary>The domain of the fused operators that graph rewrites create.</summary>
+    public const string FusedDomain = "quantize.kernels";
+
     /// <summary>Ops whose result is not a function of their inputs: never folded.</summary>
     private static readonly HashSet<string> Nondeterministic = ["RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"];
 
@@ -21,6 +24,7 @@ internal static class PlanBuilder
         foreach (var import in model.Proto.OpsetImport)
             opsets[OperatorRegistry.Normalize(import.Domain)] = (int)import.Version;
         if (model.Proto.OpsetImport.Count == 0) opsets[""] = 1; // IR 2 models predate opset imports
+        opsets[FusedDomain] = 1; // the planner's own fused ops
 
         // Constants: initializers, then whatever Constant nodes and folding add.
         var constants = new Dictionary<string, Tensor>(StringComparer.Ordinal);

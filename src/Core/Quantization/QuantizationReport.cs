@@ -1,0 +1,17 @@
+namespace Quantize.Core.Quantization;
+
+/// <summary>What the quantizer decided for one node, and why.</summary>
+/// <param name="Node">The node's name (or its first output).</param>
+/// <param name="OpType">The op type.</param>
+/// <param name="Quantized">True if the node now runs quantized.</param>
+/// <param name="Reason">Why, in a few words.</param>
+public sealed record NodeDecision(string Node, string OpType, bool Quantized, string Reason);
+
+/// <summary>The result of quantizing a model: the new model and the decisions behind it.</summary>
+/// <param name="Model">The quantized model (the source is never changed).</param>
+/// <param name="Decisions">One entry per node considered.</param>
+public sealed record QuantizationResult(Kernels.Models.Onnx.OnnxModel Model, IReadOnlyList<NodeDecision> Decisions)
+{
+    /// <summary>How many nodes were quantized.</summary>
+    public int QuantizedCount => Decisions.Count(d => d.Quantized);
+}
