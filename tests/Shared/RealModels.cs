@@ -3,7 +3,7 @@ using System.Reflection.Metadata;
 using System.Reflection.PortableExecutable;
 using Quantize.Tests;
 
-namespace Quantize.Kernels.Tests.Support;
+namespace Quantize.Tests;
 
 /// <summary>
 /// The real models that restore downloads into the NuGet package folder (stamped into this
