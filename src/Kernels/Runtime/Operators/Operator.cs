@@ -99,6 +99,20 @@ internal sealed class OperatorBuildContext
     public Tensor? ConstantInput(int index) =>
         index < Node.Input.Count && Node.Input[index].Length > 0 ? _constant(Node.Input[index]) : null;
 
+    /// <summary>
+    /// Input <paramref name="index"/> as a constant that the operator keeps in its own form (packed weights):
+    /// at run time it receives null for that input, and the planner drops the constant once no other node reads it.
+    /// </summary>
+    public Tensor? TakeConstantInput(int index)
+    {
+        var value = ConstantInput(index);
+        if (value is not null) TakenInputs.Add(index);
+        return value;
+    }
+
+    /// <summary>Inputs taken by <see cref="TakeConstantInput"/>.</summary>
+    public HashSet<int> TakenInputs { get; } = [];
+
     public bool HasInput(int index) => index < Node.Input.Count && Node.Input[index].Length > 0;
 
     public AttributeProto? Attribute(string name) => Node.Attribute.FirstOrDefault(a => a.Name == name);

@@ -36,7 +36,7 @@ internal static class PlanBuilder
         var nodes = GraphRewrites.Apply(model, options, Order(graph, source));
         var graphInputs = graph.Input.Where(i => !constants.ContainsKey(i.Name)).ToList();
 
-        var planned = new List<(Operator Op, NodeProto Node, string Label)>();
+        var planned = new List<(Operator Op, NodeProto Node, string Label, HashSet<int> Taken)>();
         foreach (var node in nodes)
         {
             string domain = OperatorRegistry.Normalize(node.Domain);
@@ -62,7 +62,7 @@ internal static class PlanBuilder
                 }
                 continue;
             }
-            planned.Add((op, node, label));
+            planned.Add((op, node, label, build.TakenInputs));
         }
 
         // Slots: every value name, constants first.
@@ -70,7 +70,7 @@ internal static class PlanBuilder
         int Slot(string name) => slots.TryGetValue(name, out int s) ? s : slots[name] = slots.Count;
         foreach (var name in constants.Keys) Slot(name);
         foreach (var input in graphInputs) Slot(input.Name);
-        foreach (var (_, node, _) in planned)
+        foreach (var (_, node, _, _) in planned)
         {
             foreach (var name in node.Input.Concat(node.Output))
             {
@@ -105,6 +105,18 @@ internal static class PlanBuilder
             if (lastUse[s] >= 0 && lastUse[s] < planned.Count) releases[lastUse[s]].Add(s);
         }
 
+        // Constants every reader took in its own form (packed weights) are not kept twice.
+        var stillRead = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, node, _, taken) in planned)
+        {
+            for (int i = 0; i < node.Input.Count; i++)
+            {
+                if (node.Input[i].Length > 0 && !taken.Contains(i)) stillRead.Add(node.Input[i]);
+            }
+        }
+        foreach (var output in graph.Output) stillRead.Add(output.Name);
+        foreach (var name in constants.Keys.Where(n => !stillRead.Contains(n)).ToList()) constants.Remove(name);
+
         var slotNames = new string[slots.Count];
         foreach (var (name, s) in slots) slotNames[s] = name;
         var constantSlots = new Tensor?[slots.Count];
@@ -113,7 +125,7 @@ internal static class PlanBuilder
 
         var plannedNodes = planned.Select((p, n) => new PlannedNode(
             p.Op,
-            p.Node.Input.Select(i => i.Length == 0 ? -1 : slots[i]).ToArray(),
+            p.Node.Input.Select((i, index) => i.Length == 0 || p.Taken.Contains(index) ? -1 : slots[i]).ToArray(),
             p.Node.Output.Select(o => o.Length == 0 ? -1 : slots[o]).ToArray(),
             p.Label,
             releases[n].ToArray())).ToArray();

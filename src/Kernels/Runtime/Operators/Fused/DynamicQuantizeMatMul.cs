@@ -13,7 +13,7 @@ internal sealed class DynamicQuantizeMatMul(PackedInt8Matrix weights, float[] sc
 {
     public static Operator Create(OperatorBuildContext context)
     {
-        var w = context.ConstantInput(1)!;
+        var w = context.TakeConstantInput(1)!;
         var zeroPoints = QuantizationInputs.ZeroPoints(context.ConstantInput(2), context.Label);
         var bytes = QuantizationInputs.Bytes(w);
         var packed = w.ElementType == TensorElementType.Int8

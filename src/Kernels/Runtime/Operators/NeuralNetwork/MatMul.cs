@@ -13,15 +13,27 @@ internal sealed class MatMul(PackedFloatMatrix? packedB) : Operator
     public static Operator Create(OperatorBuildContext context)
     {
         var b = context.ConstantInput(1);
-        PackedFloatMatrix? packed = b is { ElementType: TensorElementType.Float32, Rank: 2 }
-            ? PackedFloatMatrix.Pack(b.AsSpan<float>(), b.Shape[0], b.Shape[1])
-            : null;
-        return new MatMul(packed);
+        if (b is not { ElementType: TensorElementType.Float32, Rank: 2 }) return new MatMul(null);
+        b = context.TakeConstantInput(1)!;
+        return new MatMul(PackedFloatMatrix.Pack(b.AsSpan<float>(), b.Shape[0], b.Shape[1]));
     }
 
     public override void Run(OperatorCall call)
     {
         var a = call.Input(0);
+        if (packedB is not null)
+        {
+            // B was taken at load: only float32 A meets it.
+            var packedPlan = MatMulShape.Plan(a.Shape, [packedB.Depth, packedB.Columns], call.Context.Node);
+            if (a.ElementType == TensorElementType.Float16)
+            {
+                FloatWidening.Any(call, (c, _) => Run(c));
+                return;
+            }
+            var result = call.Output(0, TensorElementType.Float32, packedPlan.OutputShape);
+            RunFloat(a.AsSpan<float>(), default, result.AsSpan<float>(), packedPlan, call.Context.DegreeOfParallelism);
+            return;
+        }
         var b = call.Input(1);
         var plan = MatMulShape.Plan(a.Shape, b.Shape, call.Context.Node);
         switch (a.ElementType)

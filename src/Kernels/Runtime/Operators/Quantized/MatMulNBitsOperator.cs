@@ -17,7 +17,7 @@ internal sealed class MatMulNBitsOperator(PackedInt4Matrix weights, float[]? bia
         int bits = (int)context.Int("bits", 4), blockSize = (int)context.Int("block_size", 0);
         if (bits != 4) throw context.Unsupported($"MatMulNBits with {bits}-bit weights (4 only)");
         if (context.HasInput(4)) throw context.Unsupported("MatMulNBits with g_idx (act-order)");
-        var b = context.ConstantInput(1) ?? throw context.Unsupported("MatMulNBits whose weights are not constant");
+        var b = context.TakeConstantInput(1) ?? throw context.Unsupported("MatMulNBits whose weights are not constant");
         var scales = context.ConstantInput(2) ?? throw context.Unsupported("MatMulNBits whose scales are not constant");
         var zeroPoints = context.HasInput(3) ? context.ConstantInput(3) ?? throw context.Unsupported("MatMulNBits whose zero points are not constant") : null;
         var biasTensor = context.HasInput(5) ? context.ConstantInput(5) ?? throw context.Unsupported("MatMulNBits whose bias is not constant") : null;
