@@ -29,6 +29,9 @@ public sealed class ModelSession : IDisposable
     /// <summary>The model's outputs.</summary>
     public IReadOnlyList<ValueInfo> Outputs { get; }
 
+    /// <summary>The planned nodes' labels, in run order (for tests and diagnostics: shows fusions and folding).</summary>
+    internal IEnumerable<string> PlannedNodes => _plan.Nodes.Select(n => n.Label);
+
     /// <summary>Loads and plans a model file.</summary>
     /// <exception cref="InvalidModelException">The file is missing, unreadable or invalid.</exception>
     /// <exception cref="UnsupportedModelException">The model uses something the runtime does not implement.</exception>

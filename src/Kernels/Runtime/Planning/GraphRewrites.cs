@@ -16,7 +16,7 @@ internal interface IGraphRewrite
 internal static class GraphRewrites
 {
     /// <summary>Registered rewrites. Each one leaves the graph valid and the outputs equal within float rounding.</summary>
-    internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion()];
+    internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion(), new MatMulAddFusion()];
 
     public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes)
     {

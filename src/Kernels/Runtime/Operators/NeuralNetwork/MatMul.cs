@@ -8,14 +8,17 @@ namespace Quantize.Kernels.Runtime.Operators;
 /// float32 runs on <see cref="FloatGemm"/>; a constant 2-D B is packed once at load.
 /// </summary>
 [OnnxOperator("MatMul", 1)]
-internal sealed class MatMul(PackedFloatMatrix? packedB) : Operator
+[OnnxOperator("MatMulAdd", 1, Planning.PlanBuilder.FusedDomain)]
+internal sealed class MatMul(PackedFloatMatrix? packedB, float[]? bias) : Operator
 {
+    /// <summary>MatMul, or the fused MatMulAdd (A, constant 2-D B, constant bias [N]) that <see cref="Planning.MatMulAddFusion"/> makes.</summary>
     public static Operator Create(OperatorBuildContext context)
     {
         var b = context.ConstantInput(1);
-        if (b is not { ElementType: TensorElementType.Float32, Rank: 2 }) return new MatMul(null);
+        if (b is not { ElementType: TensorElementType.Float32, Rank: 2 }) return new MatMul(null, null);
         b = context.TakeConstantInput(1)!;
-        return new MatMul(PackedFloatMatrix.Pack(b.AsSpan<float>(), b.Shape[0], b.Shape[1]));
+        float[]? bias = context.Node.OpType == "MatMulAdd" ? context.TakeConstantInput(2)!.ToArray<float>() : null;
+        return new MatMul(PackedFloatMatrix.Pack(b.AsSpan<float>(), b.Shape[0], b.Shape[1]), bias);
     }
 
     public override void Run(OperatorCall call)
@@ -75,11 +78,11 @@ internal sealed class MatMul(PackedFloatMatrix? packedB) : Operator
             // One B for every batch: the batches of A are just more rows.
             if (plan.ABatchesContiguous && plan.Batches > 1)
             {
-                FloatGemm.Multiply(a[..(plan.Batches * m * k)], plan.Batches * m, packedB, c, default, threads);
+                FloatGemm.Multiply(a[..(plan.Batches * m * k)], plan.Batches * m, packedB, c, bias, threads);
                 return;
             }
             for (int batch = 0; batch < plan.Batches; batch++)
-                FloatGemm.Multiply(a.Slice(plan.AOffset(batch), m * k), m, packedB, c.Slice(batch * m * n, m * n), default, threads);
+                FloatGemm.Multiply(a.Slice(plan.AOffset(batch), m * k), m, packedB, c.Slice(batch * m * n, m * n), bias, threads);
             return;
         }
         for (int batch = 0; batch < plan.Batches; batch++)
