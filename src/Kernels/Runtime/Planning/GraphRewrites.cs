@@ -4,12 +4,18 @@ namespace Quantize.Kernels.Runtime.Planning;
 
 /// <summary>
 /// A rewrite of the node list before operators are built: fusions such as Conv + BatchNormalization or
-/// the dynamic-quantization MatMul pattern replace several nodes with one node of an internal op.
+/// the dynamic-quantization MatMul pattern replace several nodes with one node (standard or internal).
 /// </summary>
 internal interface IGraphRewrite
 {
     /// <summary>Rewrites <paramref name="nodes"/> (in topological order) and returns the new list.</summary>
     List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes);
+}
+
+/// <summary>A rewrite that also computes new constants (folded weights), which it adds to the plan's constants.</summary>
+internal interface IConstantRewrite
+{
+    List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes, Dictionary<string, Tensor> constants);
 }
 
 /// <summary>The rewrites the planner applies, in order.</summary>
@@ -18,8 +24,12 @@ internal static class GraphRewrites
     /// <summary>Registered rewrites. Each one leaves the graph valid and the outputs equal within float rounding.</summary>
     internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion(), new MatMulAddFusion()];
 
-    public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes)
+    /// <summary>Rewrites that fold constants into new ones, applied first.</summary>
+    internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding()];
+
+    public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes, Dictionary<string, Tensor> constants)
     {
+        foreach (var rewrite in Folding) nodes = rewrite.Apply(model, options, nodes, constants);
         foreach (var rewrite in All) nodes = rewrite.Apply(model, options, nodes);
         return nodes;
     }

@@ -33,7 +33,7 @@ internal static class PlanBuilder
         if (graph.SparseInitializer.Count > 0)
             throw new UnsupportedModelException(source, "sparse initializers are not supported by the runtime.");
 
-        var nodes = GraphRewrites.Apply(model, options, Order(graph, source));
+        var nodes = GraphRewrites.Apply(model, options, Order(graph, source), constants);
         var graphInputs = graph.Input.Where(i => !constants.ContainsKey(i.Name)).ToList();
 
         var planned = new List<(Operator Op, NodeProto Node, string Label, HashSet<int> Taken)>();
