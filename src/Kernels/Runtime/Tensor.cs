@@ -218,7 +218,9 @@ internal static class TensorPool
             {
                 var storage = Tensor.StorageType(data.ElementType);
                 array = Array.CreateInstance(storage, data.ElementCount);
-                var target = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetArrayDataReference(array), checked((int)Buffer.ByteLength(array)));
+                // Buffer.ByteLength refuses Half[] (not a primitive type): count its two bytes per element ourselves.
+                int bytes = storage == typeof(Half) ? checked(array.Length * 2) : checked((int)Buffer.ByteLength(array));
+                var target = MemoryMarshal.CreateSpan(ref MemoryMarshal.GetArrayDataReference(array), bytes);
                 data.Bytes.CopyTo(target);
                 break;
             }
