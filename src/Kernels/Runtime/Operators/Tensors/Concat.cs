@@ -25,6 +25,11 @@ internal sealed class Concat(long axis) : Operator
                 throw new InvalidOperationException($"{call.Context.Node}: cannot concatenate {first} and {input} along axis {a}.");
             shape[a] += input.Shape[a];
         }
+        if (inputs.Length == 1)
+        {
+            call.OutputView(0, first, shape);
+            return;
+        }
         var move = new Move(inputs, call.Output(0, first.ElementType, shape), Elements.Product(shape, 0, a));
         Elements.Dispatch(first, ref move);
     }

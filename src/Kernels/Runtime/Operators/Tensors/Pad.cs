@@ -73,6 +73,11 @@ internal sealed class Pad(Pad.Mode mode, long[]? fixedPads, double attributeValu
                 throw new InvalidOperationException($"{node}: constant_value is {value.ElementType.DisplayName()}, the data {input.ElementType.DisplayName()}.");
         }
 
+        if (begin.AsSpan().IndexOfAnyExcept(0) < 0 && end.AsSpan().IndexOfAnyExcept(0) < 0)
+        {
+            call.OutputView(0, input, shape); // nothing to pad
+            return;
+        }
         var output = call.Output(0, input.ElementType, shape);
         var move = new Move(input, output, begin, value, mode);
         Elements.Dispatch(input, ref move);

@@ -70,6 +70,11 @@ internal sealed class Slice(long[]? starts, long[]? ends, long[]? axes, long[]? 
             strides[axis] = count > 1 ? (int)step * inputStrides[axis] : 0;
         }
 
+        if (offset == 0 && shape.AsSpan().SequenceEqual(input.Shape) && strides.AsSpan().SequenceEqual(inputStrides))
+        {
+            call.OutputView(0, input, shape); // the whole input, in order
+            return;
+        }
         var output = call.Output(0, input.ElementType, shape);
         var move = new Move(input, output, offset, strides);
         Elements.Dispatch(input, ref move);

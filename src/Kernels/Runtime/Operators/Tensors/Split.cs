@@ -64,8 +64,13 @@ internal sealed class Split(long axis, long[]? fixedSizes, bool sizesFromInput, 
             sizes.AsSpan().Fill(dim / count);
         }
 
-        var outputs = new Tensor[count];
         var shape = input.ShapeArray;
+        if (count == 1)
+        {
+            call.OutputView(0, input, shape);
+            return;
+        }
+        var outputs = new Tensor[count];
         for (int i = 0; i < count; i++)
         {
             var part = shape.ToArray();

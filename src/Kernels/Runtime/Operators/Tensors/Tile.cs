@@ -21,6 +21,11 @@ internal sealed class Tile(long[]? fixedRepeats) : Operator
             if (repeats[d] < 0) throw new InvalidOperationException($"{node}: repeat {repeats[d]} is negative.");
             shape[d] = checked((int)(input.Shape[d] * repeats[d]));
         }
+        if (shape.AsSpan().SequenceEqual(input.Shape))
+        {
+            call.OutputView(0, input, shape); // repeated once (or empty)
+            return;
+        }
         var output = call.Output(0, input.ElementType, shape);
 
         // Each axis d becomes two: the repeat (source stride 0) and the original axis, so one strided copy does it.
