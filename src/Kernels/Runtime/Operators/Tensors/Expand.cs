@@ -4,8 +4,9 @@ namespace Quantize.Kernels.Runtime.Operators;
 [OnnxOperator("Expand", 8)]
 internal sealed class Expand(long[]? fixedShape) : Operator
 {
-    public static Operator Create(OperatorBuildContext context) =>
-        new Expand(context.ConstantInput(1) is { } shape ? Elements.Integers(shape, context.Label, "the shape") : null);
+    public static Operator Create(OperatorBuildContext context) => context.HasInput(1)
+        ? new Expand(context.ConstantInput(1) is { } shape ? Elements.Integers(shape, context.Label, "the shape") : null)
+        : throw context.Unsupported("Expand without a shape input");
 
     public override void Run(OperatorCall call)
     {

@@ -28,6 +28,7 @@ internal sealed class Pad(Pad.Mode mode, long[]? fixedPads, double attributeValu
             var pads = context.Ints(context.Opset < 2 ? "paddings" : "pads") ?? throw context.Unsupported("Pad without pads");
             return new Pad(mode, pads, context.Float("value", 0f), fromInputs: false);
         }
+        if (!context.HasInput(1)) throw context.Unsupported("Pad without a pads input");
         // Pads known at load are read once (when no axes input could change their meaning).
         var constantPads = context.HasInput(3) ? null : context.ConstantInput(1);
         return new Pad(mode, constantPads is null ? null : Elements.Integers(constantPads, context.Label, "pads"), 0, fromInputs: true);

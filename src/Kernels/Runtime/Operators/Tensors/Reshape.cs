@@ -10,6 +10,7 @@ internal sealed class Reshape(long[]? fixedShape, bool allowZero) : Operator
         bool allowZero = context.Opset >= 14 && context.Int("allowzero", 0) != 0;
         if (context.Opset < 5)
             return new Reshape(context.Ints("shape") ?? throw context.Unsupported("Reshape without a shape attribute"), allowZero);
+        if (!context.HasInput(1)) throw context.Unsupported("Reshape without a shape input");
         // A shape known at load (the usual case) is read once.
         var constant = context.ConstantInput(1);
         return new Reshape(constant is null ? null : Elements.Integers(constant, context.Label, "the shape"), allowZero);

@@ -16,6 +16,7 @@ internal sealed class Slice(long[]? starts, long[]? ends, long[]? axes, long[]? 
                 context.Ints("ends") ?? throw context.Unsupported("Slice without ends"),
                 context.Ints("axes"), null, fromInputs: false);
         }
+        if (!context.HasInput(1) || !context.HasInput(2)) throw context.Unsupported("Slice without starts and ends inputs");
         // Inputs known at load (the usual case) are read once; any missing one is read at every run.
         long[]? Read(int index, string what) => context.ConstantInput(index) is { } c ? Elements.Integers(c, context.Label, what) : null;
         var s = Read(1, "starts");

@@ -41,7 +41,7 @@ internal sealed class Split(long axis, long[]? fixedSizes, bool sizesFromInput, 
         int count = call.OutputCount;
         var sizes = new int[count];
         var given = fixedSizes ?? (sizesFromInput && call.OptionalInput(1) is { } s ? Elements.Integers(s, node, "split") : null);
-        if (given is not null)
+        if (given is { Length: > 0 })
         {
             if (given.Length != count) throw new InvalidOperationException($"{node}: {given.Length} split sizes for {count} outputs.");
             long total = 0;

@@ -56,6 +56,7 @@ internal sealed class Unsqueeze(long[]? fixedAxes) : Operator
     {
         if (context.Opset < 13)
             return new Unsqueeze(context.Ints("axes") ?? throw context.Unsupported("Unsqueeze without an axes attribute"));
+        if (!context.HasInput(1)) throw context.Unsupported("Unsqueeze without an axes input");
         return new Unsqueeze(context.ConstantInput(1) is { } axes ? Elements.Integers(axes, context.Label, "axes") : null);
     }
 

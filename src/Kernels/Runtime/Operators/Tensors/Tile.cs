@@ -4,8 +4,9 @@ namespace Quantize.Kernels.Runtime.Operators;
 [OnnxOperator("Tile", 6)]
 internal sealed class Tile(long[]? fixedRepeats) : Operator
 {
-    public static Operator Create(OperatorBuildContext context) =>
-        new Tile(context.ConstantInput(1) is { } repeats ? Elements.Integers(repeats, context.Label, "repeats") : null);
+    public static Operator Create(OperatorBuildContext context) => context.HasInput(1)
+        ? new Tile(context.ConstantInput(1) is { } repeats ? Elements.Integers(repeats, context.Label, "repeats") : null)
+        : throw context.Unsupported("Tile without a repeats input");
 
     public override void Run(OperatorCall call)
     {
