@@ -30,11 +30,14 @@ internal static class TensorOpOracle
             {
                 var actual = Data(outputs[$"y{o}"]);
                 string? problem = TensorComparison.Difference(expected[o], actual, rtol, atol);
-                if (problem is not null && actual.ElementType == TensorElementType.String) problem += ": " + string.Join(",", actual.Strings.Select(b => System.Text.Encoding.UTF8.GetString(b))) + " vs " + string.Join(",", expected[o].Strings.Select(b => System.Text.Encoding.UTF8.GetString(b)));
+                if (problem is not null && actual.ElementType == TensorElementType.String)
+                    problem += $": [{Strings(actual)}], expected [{Strings(expected[o])}]";
                 Assert.True(problem is null, $"{op} (opset {opset}, inputs from {constantFrom} constant), output {o}: {problem}");
             }
         }
     }
+
+    private static string Strings(TensorData data) => string.Join(", ", data.Strings.Select(Encoding.UTF8.GetString));
 
     /// <summary>Our outputs, every input fed at run time.</summary>
     public static Tensor[] Ours(string op, int opset, Tensor[] inputs, TensorElementType[] outputTypes, Action<NodeProto>? attributes = null)

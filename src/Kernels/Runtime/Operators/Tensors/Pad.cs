@@ -167,7 +167,7 @@ internal sealed class Pad(Pad.Mode mode, long[]? fixedPads, double attributeValu
                 for (int o = 0; o < maps[d].Length; o++) maps[d][o] = Source(o, begin[d], input.Shape[d], mode);
             }
             int last = rank - 1, width = output.Shape[last];
-            int middleStart = Math.Max(0, begin[last]), middle = counts[last];
+            int middleStart = Math.Max(0, begin[last]), middle = counts[last], middleSkip = Math.Max(0, -begin[last]);
             var lastMap = maps[last];
             int rows = dst.Length / width;
             var index = new int[rank];
@@ -176,7 +176,7 @@ internal sealed class Pad(Pad.Mode mode, long[]? fixedPads, double attributeValu
                 int row = 0;
                 for (int d = 0; d < last; d++) row += maps[d][index[d]] * inStrides[d];
                 for (int o = 0; o < middleStart; o++) dst[t + o] = src[row + lastMap[o]];
-                src.Slice(row + lastMap[middleStart < width ? middleStart : 0], middle).CopyTo(dst.Slice(t + middleStart, middle));
+                src.Slice(row + middleSkip, middle).CopyTo(dst.Slice(t + middleStart, middle)); // the input row itself, as one block
                 for (int o = middleStart + middle; o < width; o++) dst[t + o] = src[row + lastMap[o]];
                 for (int d = last - 1; d >= 0; d--)
                 {

@@ -93,6 +93,7 @@ internal sealed class Slice(long[]? starts, long[]? ends, long[]? axes, long[]? 
         {
             start = Math.Clamp(start, 0, dim);
             end = Math.Clamp(end, 0, dim);
+            // An empty window may start at dim; report dim - 1 so the offset stays inside the input.
             return ((int)Math.Min(start, dim - 1), end > start ? (int)((end - start + step - 1) / step) : 0);
         }
         start = Math.Clamp(start, 0, dim - 1);
