@@ -31,8 +31,8 @@ internal static class StridedCopy
 
         // A transpose: the destination walks the last axis contiguously, the source walks another axis
         // contiguously. Element-by-element rows would read the source with a large stride; tiles read
-        // and write whole cache lines.
-        if (ds[n - 1] == 1 && ss[n - 1] != 1 && n >= 2)
+        // and write whole cache lines. (A broadcast last axis is a fill: rows do it best.)
+        if (ds[n - 1] == 1 && ss[n - 1] is not (1 or 0) && n >= 2)
         {
             int p = -1;
             for (int d = 0; d < n - 1; d++)
