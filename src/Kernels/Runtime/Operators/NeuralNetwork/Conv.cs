@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Quantize.Kernels.Gemm;
 using Quantize.Kernels.Models;
 
@@ -148,43 +149,46 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
     /// <summary>Depthwise: output channel m reads input channel m / (outputs per group) only; a direct loop beats a GEMM with N = 1.</summary>
     private void Depthwise(WindowGeometry g, float[] x, float[] w, float[]? bias, float[] y, int batch, int channels, int outputs, int threads)
     {
-        int multiplier = outputs / group, taps = g.KernelSize, inSize = g.InputSize, outSize = g.OutputSize;
-        int inH = g.Input[1], inW = g.Input[2];
-        Pool.ForEachPlane(batch * outputs, outSize * taps, threads, plane =>
+        int multiplier = outputs / group;
+        Pool.ForEachPlane(batch * outputs, g.OutputSize * g.KernelSize, threads, plane =>
         {
-            int n = plane / outputs, m = plane % outputs, c = m / multiplier;
-            var source = x.AsSpan((n * channels + c) * inSize, inSize);
-            var kernel = w.AsSpan(m * taps, taps);
-            var target = y.AsSpan(plane * outSize, outSize);
-            float initial = bias?[m] ?? 0f;
-            int o = 0;
-            for (int od = 0; od < g.Output[0]; od++)
+            int n = plane / outputs, m = plane % outputs;
+            DepthwisePlane(g, x.AsSpan((n * channels + m / multiplier) * g.InputSize, g.InputSize), w.AsSpan(m * g.KernelSize, g.KernelSize),
+                bias?[m] ?? 0f, y.AsSpan(plane * g.OutputSize, g.OutputSize));
+        });
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DepthwisePlane(WindowGeometry g, ReadOnlySpan<float> source, ReadOnlySpan<float> kernel, float initial, Span<float> target)
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2], kH = g.Kernel[1], kW = g.Kernel[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        int o = 0;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            for (int oh = 0; oh < outH; oh++)
             {
-                var (fd, ed) = g.Taps(0, od);
-                int d0 = od * g.Stride[0] - g.PadBegin[0];
-                for (int oh = 0; oh < g.Output[1]; oh++)
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                for (int ow = 0; ow < outW; ow++, o++)
                 {
-                    var (fh, eh) = g.Taps(1, oh);
-                    int h0 = oh * g.Stride[1] - g.PadBegin[1];
-                    for (int ow = 0; ow < g.Output[2]; ow++, o++)
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    float sum = initial;
+                    for (int kd = fd; kd < ed; kd++)
                     {
-                        var (fw, ew) = g.Taps(2, ow);
-                        int w0 = ow * g.Stride[2] - g.PadBegin[2];
-                        float sum = initial;
-                        for (int kd = fd; kd < ed; kd++)
+                        int id = d0 + kd * dd;
+                        for (int kh = fh; kh < eh; kh++)
                         {
-                            int id = d0 + kd * g.Dilation[0];
-                            for (int kh = fh; kh < eh; kh++)
-                            {
-                                int row = (id * inH + h0 + kh * g.Dilation[1]) * inW + w0;
-                                int tap = (kd * g.Kernel[1] + kh) * g.Kernel[2];
-                                for (int kw = fw; kw < ew; kw++) sum += kernel[tap + kw] * source[row + kw * g.Dilation[2]];
-                            }
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            int tap = (kd * kH + kh) * kW;
+                            for (int kw = fw; kw < ew; kw++) sum += kernel[tap + kw] * source[row + kw * dw];
                         }
-                        target[o] = sum;
                     }
+                    target[o] = sum;
                 }
             }
-        });
+        }
     }
 }

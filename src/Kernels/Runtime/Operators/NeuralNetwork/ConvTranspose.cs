@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using Quantize.Kernels.Gemm;
 using Quantize.Kernels.Models;
 
@@ -150,6 +151,7 @@ internal sealed class ConvTranspose(WindowAttributes window, int group, int[]? o
     }
 
     /// <summary>col2im: adds row r's [Mg, taps] values to the output window of input pixel first + r.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Scatter(WindowGeometry g, ReadOnlySpan<float> cols, int first, int rows, int outputsPerGroup, Span<float> y)
     {
         int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];

@@ -1,4 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -41,40 +44,101 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
         var ys = (T[])y.Buffer.Data;
         var ids = indices?.Buffer.Data as long[];
         bool columnMajor = columnMajorIndices;
+        if (ids is null && xs is float[] xf && ys is float[] yf && Sse.IsSupported)
+        {
+            Pool.ForEachPlane(planes, g.OutputSize * g.KernelSize, call.Context.DegreeOfParallelism, plane => MaxPlaneFloat(g, xf, plane, yf));
+            return;
+        }
         Pool.ForEachPlane(planes, g.OutputSize * g.KernelSize, call.Context.DegreeOfParallelism, plane =>
             MaxPlane(g, xs, plane, ys, ids, columnMajor));
     }
 
+    /// <summary>
+    /// The float32 plane without indices, branch-free: <c>maxss(v, best)</c> returns best when v is NaN, so NaN is
+    /// skipped as the reference does, without a data-dependent branch per element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaxPlaneFloat(WindowGeometry g, float[] x, int plane, float[] y)
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        var source = x.AsSpan(plane * g.InputSize, g.InputSize);
+        int o = plane * g.OutputSize;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            for (int oh = 0; oh < outH; oh++)
+            {
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                for (int ow = 0; ow < outW; ow++, o++)
+                {
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    var best = Vector128.CreateScalarUnsafe(float.NegativeInfinity);
+                    for (int kd = fd; kd < ed; kd++)
+                    {
+                        int id = d0 + kd * dd;
+                        for (int kh = fh; kh < eh; kh++)
+                        {
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            for (int kw = fw; kw < ew; kw++) best = Sse.MaxScalar(Vector128.CreateScalarUnsafe(source[row + kw * dw]), best);
+                        }
+                    }
+                    float result = best.ToScalar();
+                    // -inf is also what a window of only NaN leaves: tell the two apart the slow way, rarely.
+                    if (float.IsNegativeInfinity(result) && AllNaN(source, inH, inW, d0, h0, w0, fd, ed, fh, eh, fw, ew, dd, dh, dw)) result = float.NaN;
+                    y[o] = result;
+                }
+            }
+        }
+    }
+
+    private static bool AllNaN(ReadOnlySpan<float> source, int inH, int inW, int d0, int h0, int w0, int fd, int ed, int fh, int eh, int fw, int ew, int dd, int dh, int dw)
+    {
+        for (int kd = fd; kd < ed; kd++)
+        {
+            for (int kh = fh; kh < eh; kh++)
+            {
+                int row = ((d0 + kd * dd) * inH + h0 + kh * dh) * inW + w0;
+                for (int kw = fw; kw < ew; kw++)
+                {
+                    if (!float.IsNaN(source[row + kw * dw])) return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MaxPlane<T>(WindowGeometry g, T[] x, int plane, T[] y, long[]? indices, bool columnMajor) where T : unmanaged, INumber<T>
     {
-        int inH = g.Input[1], inW = g.Input[2];
-        int inputOffset = plane * g.InputSize;
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        var source = x.AsSpan(plane * g.InputSize, g.InputSize);
         int o = plane * g.OutputSize;
-        var source = x.AsSpan(inputOffset, g.InputSize);
-        for (int od = 0; od < g.Output[0]; od++)
+        for (int od = 0; od < outD; od++)
         {
-            var (fd, ed) = g.Taps(0, od);
-            int d0 = od * g.Stride[0] - g.PadBegin[0];
-            for (int oh = 0; oh < g.Output[1]; oh++)
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            for (int oh = 0; oh < outH; oh++)
             {
-                var (fh, eh) = g.Taps(1, oh);
-                int h0 = oh * g.Stride[1] - g.PadBegin[1];
-                for (int ow = 0; ow < g.Output[2]; ow++, o++)
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                for (int ow = 0; ow < outW; ow++, o++)
                 {
-                    var (fw, ew) = g.Taps(2, ow);
-                    int w0 = ow * g.Stride[2] - g.PadBegin[2];
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
                     T best = default;
                     int bestIndex = -1;
                     for (int kd = fd; kd < ed; kd++)
                     {
-                        int id = d0 + kd * g.Dilation[0];
+                        int id = d0 + kd * dd;
                         for (int kh = fh; kh < eh; kh++)
                         {
-                            int ih = h0 + kh * g.Dilation[1];
-                            int row = (id * inH + ih) * inW;
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
                             for (int kw = fw; kw < ew; kw++)
                             {
-                                int index = row + w0 + kw * g.Dilation[2];
+                                int index = row + kw * dw;
                                 T v = source[index];
                                 // The first non-NaN element starts the maximum; later ones replace it only when larger.
                                 if (bestIndex < 0 ? !T.IsNaN(v) : v > best)
@@ -89,7 +153,7 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
                     {
                         // Every element was NaN: the maximum is NaN, at the window's first element.
                         best = T.CreateTruncating(double.NaN);
-                        bestIndex = ((d0 + fd * g.Dilation[0]) * inH + h0 + fh * g.Dilation[1]) * inW + w0 + fw * g.Dilation[2];
+                        bestIndex = ((d0 + fd * dd) * inH + h0 + fh * dh) * inW + w0 + fw * dw;
                     }
                     y[o] = best;
                     if (indices is not null)
@@ -143,37 +207,38 @@ internal sealed class AveragePool(WindowAttributes window, bool countIncludePad)
             AveragePlane(g, xs, plane, ys, includePad));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AveragePlane<T>(WindowGeometry g, T[] x, int plane, T[] y, bool includePad) where T : unmanaged, IFloatingPoint<T>
     {
-        int inH = g.Input[1], inW = g.Input[2];
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
         var source = x.AsSpan(plane * g.InputSize, g.InputSize);
         int o = plane * g.OutputSize;
-        for (int od = 0; od < g.Output[0]; od++)
+        for (int od = 0; od < outD; od++)
         {
-            var (fd, ed) = g.Taps(0, od);
-            int d0 = od * g.Stride[0] - g.PadBegin[0];
-            int padD = includePad ? Pool.PaddedTaps(g, 0, od) : ed - fd;
-            for (int oh = 0; oh < g.Output[1]; oh++)
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            int countD = includePad ? Pool.PaddedTaps(g, 0, od) : ed - fd;
+            for (int oh = 0; oh < outH; oh++)
             {
-                var (fh, eh) = g.Taps(1, oh);
-                int h0 = oh * g.Stride[1] - g.PadBegin[1];
-                int padH = includePad ? Pool.PaddedTaps(g, 1, oh) : eh - fh;
-                for (int ow = 0; ow < g.Output[2]; ow++, o++)
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                int countH = includePad ? Pool.PaddedTaps(g, 1, oh) : eh - fh;
+                for (int ow = 0; ow < outW; ow++, o++)
                 {
-                    var (fw, ew) = g.Taps(2, ow);
-                    int w0 = ow * g.Stride[2] - g.PadBegin[2];
-                    int padW = includePad ? Pool.PaddedTaps(g, 2, ow) : ew - fw;
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    int countW = includePad ? Pool.PaddedTaps(g, 2, ow) : ew - fw;
                     T sum = T.Zero;
                     for (int kd = fd; kd < ed; kd++)
                     {
-                        int id = d0 + kd * g.Dilation[0];
+                        int id = d0 + kd * dd;
                         for (int kh = fh; kh < eh; kh++)
                         {
-                            int row = (id * inH + h0 + kh * g.Dilation[1]) * inW + w0;
-                            for (int kw = fw; kw < ew; kw++) sum += source[row + kw * g.Dilation[2]];
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            for (int kw = fw; kw < ew; kw++) sum += source[row + kw * dw];
                         }
                     }
-                    int count = padD * padH * padW;
+                    int count = countD * countH * countW;
                     y[o] = count > 0 ? sum / T.CreateTruncating(count) : T.CreateTruncating(double.NaN);
                 }
             }

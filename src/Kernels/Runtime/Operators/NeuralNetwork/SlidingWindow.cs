@@ -124,6 +124,7 @@ internal sealed class WindowAttributes
             g.PadEnd[a] = end;
             g.Output[a] = output;
         }
+        g.TabulateTaps();
         return g;
     }
 }
@@ -156,6 +157,23 @@ internal sealed class WindowGeometry
 
     /// <summary>[N, C, spatial...] for the output.</summary>
     public int[] OutputShape(int batch, int channels) => [batch, channels, .. OutputSpatial];
+
+    /// <summary>Per axis and output position, the first kernel tap inside the input (filled by <see cref="TabulateTaps"/>).</summary>
+    public int[][] FirstTap { get; } = new int[3][];
+
+    /// <summary>Per axis and output position, one past the last kernel tap inside the input.</summary>
+    public int[][] EndTap { get; } = new int[3][];
+
+    /// <summary>Fills <see cref="FirstTap"/> and <see cref="EndTap"/> once, so the window loops only read them.</summary>
+    public void TabulateTaps()
+    {
+        for (int axis = 0; axis < 3; axis++)
+        {
+            FirstTap[axis] = new int[Output[axis]];
+            EndTap[axis] = new int[Output[axis]];
+            for (int o = 0; o < Output[axis]; o++) (FirstTap[axis][o], EndTap[axis][o]) = Taps(axis, o);
+        }
+    }
 
     /// <summary>The first and one-past-last kernel taps along <paramref name="axis"/> that land inside the input for output position <paramref name="o"/>.</summary>
     public (int First, int End) Taps(int axis, int o)
