@@ -67,6 +67,8 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         if (b is not null && b.Length != outputs)
             throw new InvalidOperationException($"{node}: bias of {b.Length} values for {outputs} output channels.");
         var g = window.Resolve(x.Shape[2..], window.KernelShape ?? w.ShapeArray[2..], node);
+        if (g.KernelSize * channelsPerGroup * outputs != w.Length)
+            throw new InvalidOperationException($"{node}: kernel_shape {Tensor.Format(window.KernelShape)} does not match weights of shape {Tensor.Format(w.Shape)}.");
         var y = call.Output(0, TensorElementType.Float32, g.OutputShape(batch, outputs));
         float[]? bias = constantBias ?? b?.ToArray<float>();
         var xs = (float[])x.Buffer.Data;

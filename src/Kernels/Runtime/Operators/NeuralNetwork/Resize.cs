@@ -173,11 +173,11 @@ internal sealed class Resize(ResizeAxis.Settings settings, int[]? axes, string a
         });
     }
 
-    private void Nearest<T>(OperatorCall call, Tensor x) where T : unmanaged
+    private void Nearest<T>(OperatorCall call, Tensor x) where T : unmanaged, INumber<T>
     {
         var (shape, tables) = Plan(call, x);
         var y = call.Output(0, x.ElementType, shape);
-        T fill = default;
+        T fill = T.CreateTruncating(extrapolation);
         Passes<T>(x, shape, tables, y.AsSpan<T>(), (source, table, outer, size, inner, target) =>
         {
             int n = table.Taps;
