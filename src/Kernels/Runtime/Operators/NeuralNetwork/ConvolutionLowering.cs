@@ -60,7 +60,8 @@ internal static class ConvolutionLowering
     {
         int outH = g.Output[1], outW = g.Output[2];
         int inH = g.Input[1], inW = g.Input[2], inD = g.Input[0];
-        int k = g.KernelSize * channels;
+        int k = g.KernelSize * channels, kernelW = g.Kernel[2];
+        bool whole = channels == imageChannels && g.Dilation[2] == 1;
         for (int p = first; p < first + count; p++)
         {
             int ow = p % outW, oh = p / outW % outH, od = p / (outW * outH);
@@ -76,6 +77,13 @@ internal static class ConvolutionLowering
                     int ih = h0 + kh * g.Dilation[1];
                     bool hIn = dIn && (uint)ih < (uint)inH;
                     int line = (id * inH + ih) * inW;
+                    if (whole && hIn && w0 >= 0 && w0 + kernelW <= inW)
+                    {
+                        // Every channel and adjacent taps: the whole kernel row is one contiguous run of the NHWC image.
+                        nhwc.Slice((line + w0) * imageChannels, kernelW * channels).CopyTo(row.Slice(t, kernelW * channels));
+                        t += kernelW * channels;
+                        continue;
+                    }
                     for (int kw = 0; kw < g.Kernel[2]; kw++, t += channels)
                     {
                         int iw = w0 + kw * g.Dilation[2];
