@@ -1,0 +1,119 @@
+using System.Runtime.CompilerServices;
+using Quantize.Kernels.Gemm;
+
+namespace Quantize.Kernels.Runtime.Operators;
+
+/// <summary>
+/// How Conv and ConvTranspose become GEMMs on <see cref="FloatGemm"/>: the image goes channels-last
+/// (NHWC) so a window's channels are contiguous, each output pixel's window becomes one row of a patch
+/// matrix (taps outer, channels inner), and the GEMM's pixels x channels result goes back to NCHW.
+/// </summary>
+internal static class ConvolutionLowering
+{
+    /// <summary>
+    /// Packs group <paramref name="group"/> of Conv weights W [M, Cg, taps] as the GEMM's B: K = taps x Cg rows
+    /// (tap-major, matching <see cref="BuildPatches"/>), Mg columns.
+    /// </summary>
+    public static PackedFloatMatrix PackConvWeights(ReadOnlySpan<float> w, int group, int outputsPerGroup, int channelsPerGroup, int taps)
+    {
+        int k = taps * channelsPerGroup;
+        var rows = new float[outputsPerGroup * k];
+        for (int m = 0; m < outputsPerGroup; m++)
+        {
+            var source = w.Slice((group * outputsPerGroup + m) * k, k);
+            var target = rows.AsSpan(m * k, k);
+            for (int c = 0; c < channelsPerGroup; c++)
+            {
+                for (int t = 0; t < taps; t++) target[t * channelsPerGroup + c] = source[c * taps + t];
+            }
+        }
+        return PackedFloatMatrix.Pack(rows, k, outputsPerGroup, transposed: true);
+    }
+
+    /// <summary>Writes <paramref name="source"/> (rows x columns) transposed into <paramref name="target"/> (columns x rows), in cache-sized tiles.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Transpose(ReadOnlySpan<float> source, int rows, int columns, Span<float> target, int targetStride)
+    {
+        const int Tile = 16;
+        for (int r0 = 0; r0 < rows; r0 += Tile)
+        {
+            int r1 = Math.Min(rows, r0 + Tile);
+            for (int c0 = 0; c0 < columns; c0 += Tile)
+            {
+                int c1 = Math.Min(columns, c0 + Tile);
+                for (int c = c0; c < c1; c++)
+                {
+                    var row = target.Slice(c * targetStride);
+                    for (int r = r0; r < r1; r++) row[r] = source[r * columns + c];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rows <c>[first, first + count)</c> of the patch matrix: for output pixel p, row p holds, for each kernel tap
+    /// (depth, height, width order), the <paramref name="channels"/> values of the NHWC image at
+    /// <paramref name="channelOffset"/> under that tap, or zeros where the tap falls in the padding.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BuildPatches(WindowGeometry g, ReadOnlySpan<float> nhwc, int imageChannels, int channelOffset, int channels, int first, int count, Span<float> patches)
+    {
+        int outH = g.Output[1], outW = g.Output[2];
+        int inH = g.Input[1], inW = g.Input[2], inD = g.Input[0];
+        int k = g.KernelSize * channels, kernelW = g.Kernel[2];
+        bool whole = channels == imageChannels && g.Dilation[2] == 1;
+        for (int p = first; p < first + count; p++)
+        {
+            int ow = p % outW, oh = p / outW % outH, od = p / (outW * outH);
+            var row = patches.Slice((p - first) * k, k);
+            int d0 = od * g.Stride[0] - g.PadBegin[0], h0 = oh * g.Stride[1] - g.PadBegin[1], w0 = ow * g.Stride[2] - g.PadBegin[2];
+            int t = 0;
+            for (int kd = 0; kd < g.Kernel[0]; kd++)
+            {
+                int id = d0 + kd * g.Dilation[0];
+                bool dIn = (uint)id < (uint)inD;
+                for (int kh = 0; kh < g.Kernel[1]; kh++)
+                {
+                    int ih = h0 + kh * g.Dilation[1];
+                    bool hIn = dIn && (uint)ih < (uint)inH;
+                    int line = (id * inH + ih) * inW;
+                    if (whole && hIn && w0 >= 0 && w0 + kernelW <= inW)
+                    {
+                        // Every channel and adjacent taps: the whole kernel row is one contiguous run of the NHWC image.
+                        nhwc.Slice((line + w0) * imageChannels, kernelW * channels).CopyTo(row.Slice(t, kernelW * channels));
+                        t += kernelW * channels;
+                        continue;
+                    }
+                    for (int kw = 0; kw < g.Kernel[2]; kw++, t += channels)
+                    {
+                        int iw = w0 + kw * g.Dilation[2];
+                        var target = row.Slice(t, channels);
+                        if (hIn && (uint)iw < (uint)inW)
+                        {
+                            var source = nhwc.Slice((line + iw) * imageChannels + channelOffset, channels);
+                            if (channels >= 8) source.CopyTo(target);
+                            else for (int c = 0; c < channels; c++) target[c] = source[c];
+                        }
+                        else
+                        {
+                            target.Clear();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Splits <paramref name="pixels"/> GEMM rows into chunks: enough to run one per thread when the work is large, each bounded in memory.</summary>
+    public static (int Chunks, int RowsPerChunk, bool Parallel) Chunking(int pixels, int depth, int threads)
+    {
+        const long MaxChunkFloats = 1 << 20;
+        long floats = (long)pixels * Math.Max(1, depth);
+        int chunks = (int)Math.Max(1, (floats + MaxChunkFloats - 1) / MaxChunkFloats);
+        bool parallel = threads > 1 && pixels >= 240 * threads && floats >= 1 << 18;
+        if (parallel) chunks = (chunks + threads - 1) / threads * threads;
+        int rows = (pixels + chunks - 1) / chunks;
+        rows = (rows + 5) / 6 * 6;
+        return ((pixels + rows - 1) / rows, rows, parallel);
+    }
+}

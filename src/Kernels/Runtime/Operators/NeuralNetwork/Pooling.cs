@@ -1,0 +1,280 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Quantize.Kernels.Models;
+
+namespace Quantize.Kernels.Runtime.Operators;
+
+/// <summary>MaxPool: the largest element of each window (NaN ignored), and optionally its flat index (Indices, opset 8+).</summary>
+[OnnxOperator("MaxPool", 1)]
+internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) : Operator
+{
+    public static Operator Create(OperatorBuildContext context)
+    {
+        var window = WindowAttributes.Read(context);
+        if (window.KernelShape is null) throw context.Unsupported("MaxPool needs kernel_shape");
+        long storageOrder = context.Int("storage_order", 0);
+        if (storageOrder is not (0 or 1)) throw context.Unsupported($"storage_order {storageOrder}");
+        return new MaxPool(window, storageOrder == 1);
+    }
+
+    public override void Run(OperatorCall call)
+    {
+        var x = call.Input(0);
+        switch (x.ElementType)
+        {
+            case TensorElementType.Float32: Run<float>(call, x); break;
+            case TensorElementType.Float64: Run<double>(call, x); break;
+            case TensorElementType.Int8: Run<sbyte>(call, x); break;
+            case TensorElementType.UInt8: Run<byte>(call, x); break;
+            case TensorElementType.Float16: FloatWidening.Any(call, (c, _) => Run(c)); break;
+            default: throw new NotSupportedException($"{call.Context.Node}: MaxPool of {x.ElementType.DisplayName()} is not supported.");
+        }
+    }
+
+    private void Run<T>(OperatorCall call, Tensor x) where T : unmanaged, INumber<T>
+    {
+        var g = Pool.Geometry(window, x, window.KernelShape!, call.Context.Node);
+        int planes = x.Shape[0] * x.Shape[1];
+        var shape = g.OutputShape(x.Shape[0], x.Shape[1]);
+        var y = call.Output(0, x.ElementType, shape);
+        Tensor? indices = call.OutputCount > 1 ? call.Output(1, TensorElementType.Int64, shape) : null;
+        var xs = x.Buffer.Data as T[] ?? throw new InvalidOperationException();
+        var ys = (T[])y.Buffer.Data;
+        var ids = indices?.Buffer.Data as long[];
+        bool columnMajor = columnMajorIndices;
+        if (ids is null && xs is float[] xf && ys is float[] yf && Sse.IsSupported)
+        {
+            Pool.ForEachPlane(planes, g.OutputSize * g.KernelSize, call.Context.DegreeOfParallelism, plane => MaxPlaneFloat(g, xf, plane, yf));
+            return;
+        }
+        Pool.ForEachPlane(planes, g.OutputSize * g.KernelSize, call.Context.DegreeOfParallelism, plane =>
+            MaxPlane(g, xs, plane, ys, ids, columnMajor));
+    }
+
+    /// <summary>
+    /// The float32 plane without indices, branch-free: <c>maxss(v, best)</c> returns best when v is NaN, so NaN is
+    /// skipped as the reference does, without a data-dependent branch per element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaxPlaneFloat(WindowGeometry g, float[] x, int plane, float[] y)
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        var source = x.AsSpan(plane * g.InputSize, g.InputSize);
+        int o = plane * g.OutputSize;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            for (int oh = 0; oh < outH; oh++)
+            {
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                for (int ow = 0; ow < outW; ow++, o++)
+                {
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    var best = Vector128.CreateScalarUnsafe(float.NegativeInfinity);
+                    for (int kd = fd; kd < ed; kd++)
+                    {
+                        int id = d0 + kd * dd;
+                        for (int kh = fh; kh < eh; kh++)
+                        {
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            for (int kw = fw; kw < ew; kw++) best = Sse.MaxScalar(Vector128.CreateScalarUnsafe(source[row + kw * dw]), best);
+                        }
+                    }
+                    float result = best.ToScalar();
+                    // -inf is also what a window of only NaN leaves: tell the two apart the slow way, rarely.
+                    if (float.IsNegativeInfinity(result) && AllNaN(source, inH, inW, d0, h0, w0, fd, ed, fh, eh, fw, ew, dd, dh, dw)) result = float.NaN;
+                    y[o] = result;
+                }
+            }
+        }
+    }
+
+    private static bool AllNaN(ReadOnlySpan<float> source, int inH, int inW, int d0, int h0, int w0, int fd, int ed, int fh, int eh, int fw, int ew, int dd, int dh, int dw)
+    {
+        for (int kd = fd; kd < ed; kd++)
+        {
+            for (int kh = fh; kh < eh; kh++)
+            {
+                int row = ((d0 + kd * dd) * inH + h0 + kh * dh) * inW + w0;
+                for (int kw = fw; kw < ew; kw++)
+                {
+                    if (!float.IsNaN(source[row + kw * dw])) return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaxPlane<T>(WindowGeometry g, T[] x, int plane, T[] y, long[]? indices, bool columnMajor) where T : unmanaged, INumber<T>
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        var source = x.AsSpan(plane * g.InputSize, g.InputSize);
+        int o = plane * g.OutputSize;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            for (int oh = 0; oh < outH; oh++)
+            {
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                for (int ow = 0; ow < outW; ow++, o++)
+                {
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    T best = default;
+                    int bestIndex = -1;
+                    for (int kd = fd; kd < ed; kd++)
+                    {
+                        int id = d0 + kd * dd;
+                        for (int kh = fh; kh < eh; kh++)
+                        {
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            for (int kw = fw; kw < ew; kw++)
+                            {
+                                int index = row + kw * dw;
+                                T v = source[index];
+                                // The first non-NaN element starts the maximum; later ones replace it only when larger.
+                                if (bestIndex < 0 ? !T.IsNaN(v) : v > best)
+                                {
+                                    best = v;
+                                    bestIndex = index;
+                                }
+                            }
+                        }
+                    }
+                    if (bestIndex < 0)
+                    {
+                        // Every element was NaN: the maximum is NaN, at the window's first element.
+                        best = T.CreateTruncating(double.NaN);
+                        bestIndex = ((d0 + fd * dd) * inH + h0 + fh * dh) * inW + w0 + fw * dw;
+                    }
+                    y[o] = best;
+                    if (indices is not null)
+                    {
+                        long spatial = bestIndex;
+                        if (columnMajor)
+                        {
+                            int iw = bestIndex % inW, ih = bestIndex / inW % inH, id = bestIndex / (inW * inH);
+                            spatial = ih + (long)iw * inH + (long)id * inH * inW;
+                        }
+                        indices[o] = (long)plane * g.InputSize + spatial;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// <summary>AveragePool: the mean of each window, over the input elements only or (count_include_pad) over the explicit padding too.</summary>
+[OnnxOperator("AveragePool", 1)]
+internal sealed class AveragePool(WindowAttributes window, bool countIncludePad) : Operator
+{
+    public static Operator Create(OperatorBuildContext context)
+    {
+        var window = WindowAttributes.Read(context);
+        if (window.KernelShape is null) throw context.Unsupported("AveragePool needs kernel_shape");
+        return new AveragePool(window, context.Int("count_include_pad", 0) != 0);
+    }
+
+    public override void Run(OperatorCall call)
+    {
+        var x = call.Input(0);
+        switch (x.ElementType)
+        {
+            case TensorElementType.Float32: Run<float>(call, x); break;
+            case TensorElementType.Float64: Run<double>(call, x); break;
+            case TensorElementType.Float16: FloatWidening.Any(call, (c, _) => Run(c)); break;
+            default: throw new NotSupportedException($"{call.Context.Node}: AveragePool of {x.ElementType.DisplayName()} is not supported.");
+        }
+    }
+
+    private void Run<T>(OperatorCall call, Tensor x) where T : unmanaged, IFloatingPoint<T>
+    {
+        var g = Pool.Geometry(window, x, window.KernelShape!, call.Context.Node);
+        int planes = x.Shape[0] * x.Shape[1];
+        var y = call.Output(0, x.ElementType, g.OutputShape(x.Shape[0], x.Shape[1]));
+        var xs = (T[])x.Buffer.Data;
+        var ys = (T[])y.Buffer.Data;
+        bool includePad = countIncludePad;
+        Pool.ForEachPlane(planes, g.OutputSize * g.KernelSize, call.Context.DegreeOfParallelism, plane =>
+            AveragePlane(g, xs, plane, ys, includePad));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AveragePlane<T>(WindowGeometry g, T[] x, int plane, T[] y, bool includePad) where T : unmanaged, IFloatingPoint<T>
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int sd = g.Stride[0], sh = g.Stride[1], sw = g.Stride[2], pd = g.PadBegin[0], ph = g.PadBegin[1], pw = g.PadBegin[2];
+        int dd = g.Dilation[0], dh = g.Dilation[1], dw = g.Dilation[2];
+        int[] firstD = g.FirstTap[0], endD = g.EndTap[0], firstH = g.FirstTap[1], endH = g.EndTap[1], firstW = g.FirstTap[2], endW = g.EndTap[2];
+        var source = x.AsSpan(plane * g.InputSize, g.InputSize);
+        int o = plane * g.OutputSize;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = firstD[od], ed = endD[od], d0 = od * sd - pd;
+            int countD = includePad ? Pool.PaddedTaps(g, 0, od) : ed - fd;
+            for (int oh = 0; oh < outH; oh++)
+            {
+                int fh = firstH[oh], eh = endH[oh], h0 = oh * sh - ph;
+                int countH = includePad ? Pool.PaddedTaps(g, 1, oh) : eh - fh;
+                for (int ow = 0; ow < outW; ow++, o++)
+                {
+                    int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    int countW = includePad ? Pool.PaddedTaps(g, 2, ow) : ew - fw;
+                    T sum = T.Zero;
+                    for (int kd = fd; kd < ed; kd++)
+                    {
+                        int id = d0 + kd * dd;
+                        for (int kh = fh; kh < eh; kh++)
+                        {
+                            int row = (id * inH + h0 + kh * dh) * inW + w0;
+                            for (int kw = fw; kw < ew; kw++) sum += source[row + kw * dw];
+                        }
+                    }
+                    int count = countD * countH * countW;
+                    y[o] = count > 0 ? sum / T.CreateTruncating(count) : T.CreateTruncating(double.NaN);
+                }
+            }
+        }
+    }
+}
+
+/// <summary>What MaxPool and AveragePool share: shape checks, padded-tap counts, the loop over planes.</summary>
+internal static class Pool
+{
+    public static WindowGeometry Geometry(WindowAttributes window, Tensor x, int[] kernel, string node)
+    {
+        if (x.Rank < 3) throw new InvalidOperationException($"{node}: input of shape {Tensor.Format(x.Shape)} has no spatial axes.");
+        return window.Resolve(x.Shape[2..], kernel, node);
+    }
+
+    /// <summary>Taps along <paramref name="axis"/> inside the input or its explicit padding (not the ceil-mode overhang).</summary>
+    public static int PaddedTaps(WindowGeometry g, int axis, int o)
+    {
+        int start = o * g.Stride[axis] - g.PadBegin[axis], d = g.Dilation[axis];
+        int low = -g.PadBegin[axis], high = g.Input[axis] + g.PadEnd[axis];
+        int count = 0;
+        for (int t = 0; t < g.Kernel[axis]; t++)
+        {
+            int p = start + t * d;
+            if (p >= low && p < high) count++;
+        }
+        return count;
+    }
+
+    /// <summary>Runs <paramref name="body"/> for every (image, channel) plane, in parallel when the work is large enough to pay.</summary>
+    public static void ForEachPlane(int planes, int workPerPlane, int threads, Action<int> body)
+    {
+        if (threads > 1 && planes > 1 && (long)planes * workPerPlane >= 1 << 16)
+            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+        else
+            for (int p = 0; p < planes; p++) body(p);
+    }
+}
