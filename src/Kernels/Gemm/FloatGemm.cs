@@ -27,6 +27,14 @@ public sealed class PackedFloatMatrix
 
     internal float[] Data { get; }
 
+    /// <summary>Wraps panels already in the packed layout (built by a producer such as Conv's patch packer).</summary>
+    internal static PackedFloatMatrix FromPanels(float[] data, int depth, int columns)
+    {
+        long needed = (long)((columns + PanelWidth - 1) / PanelWidth) * depth * PanelWidth;
+        if (data.LongLength < needed) throw new ArgumentException($"Panels for {depth} x {columns} need {needed} floats, not {data.Length}.", nameof(data));
+        return new PackedFloatMatrix(depth, columns, data);
+    }
+
     /// <summary>
     /// Packs B, given row-major as K x N, or as N x K when <paramref name="transposed"/> (ONNX Gemm's
     /// <c>transB</c>, a Linear layer's weight).
@@ -96,11 +104,59 @@ public static class FloatGemm
         }
     }
 
+    /// <summary>
+    /// C (row stride <paramref name="ldc"/>) = A x B with A packed once (<see cref="PackedFloatRows"/>): for a constant
+    /// left operand used many times, such as Conv weights against each image's patches.
+    /// </summary>
+    internal static unsafe void Multiply(PackedFloatRows a, PackedFloatMatrix b, Span<float> c, int ldc, int degreeOfParallelism = 1)
+    {
+        if (a.Depth != b.Depth) throw new ArgumentException($"A has depth {a.Depth}, B {b.Depth}.", nameof(b));
+        if (c.Length < (long)(a.Rows - 1) * ldc + b.Columns) throw new ArgumentException("C is too short.", nameof(c));
+        fixed (float* pa = a.Data, pb = b.Data, pc = c)
+        {
+            var view = new GemmA(null, a.Rows, a.Depth);
+            if (a.ForAvx2) GemmDriver<FloatKernelAvx2, float, float, float>.Run(view, pb, b.Columns, pc, degreeOfParallelism, ldc, pa);
+            else GemmDriver<FloatKernelPortable, float, float, float>.Run(view, pb, b.Columns, pc, degreeOfParallelism, ldc, pa);
+        }
+    }
+
     /// <summary>The portable kernel through the same driver, for tests to compare with the AVX2 one.</summary>
     internal static unsafe void MultiplyPortable(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, int degreeOfParallelism = 1)
     {
         fixed (float* pa = a, pb = b.Data, pc = c)
             GemmDriver<FloatKernelPortable, float, float, float>.Run(new GemmA(pa, rows, b.Depth), pb, b.Columns, pc, degreeOfParallelism);
+    }
+}
+
+/// <summary>A left operand (M x K) packed once for the float kernels, for products that reuse it.</summary>
+internal sealed class PackedFloatRows
+{
+    private PackedFloatRows(int rows, int depth, float[] data, bool forAvx2)
+    {
+        Rows = rows;
+        Depth = depth;
+        Data = data;
+        ForAvx2 = forAvx2;
+    }
+
+    public int Rows { get; }
+
+    public int Depth { get; }
+
+    internal float[] Data { get; }
+
+    /// <summary>Packed for the AVX2 kernel's blocking (else the portable kernel's).</summary>
+    internal bool ForAvx2 { get; }
+
+    public static unsafe PackedFloatRows Pack(ReadOnlySpan<float> a, int rows, int depth, bool? forAvx2 = null)
+    {
+        bool avx2 = forAvx2 ?? (Fma.IsSupported && Avx2.IsSupported);
+        fixed (float* pa = a)
+        {
+            var view = new GemmA(pa, rows, depth);
+            var data = avx2 ? GemmDriver<FloatKernelAvx2, float, float, float>.PrePackA(view) : GemmDriver<FloatKernelPortable, float, float, float>.PrePackA(view);
+            return new PackedFloatRows(rows, depth, data, avx2);
+        }
     }
 }
 

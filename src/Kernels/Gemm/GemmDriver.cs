@@ -79,9 +79,13 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
     where TB : unmanaged
     where TC : unmanaged
 {
-    /// <summary>C (M x N, row stride N) = A (M x K) x B (packed panels of <c>TKernel.Columns</c>, full depth K each).</summary>
-    public static void Run(GemmA a, TB* packedB, int n, TC* c, int degreeOfParallelism)
+    /// <summary>
+    /// C (M x N, row stride <paramref name="ldc"/>, default N) = A (M x K) x B (packed panels of <c>TKernel.Columns</c>,
+    /// full depth K each). <paramref name="prepackedA"/>, when given, is A already laid out by <see cref="PrePackA"/>.
+    /// </summary>
+    public static void Run(GemmA a, TB* packedB, int n, TC* c, int degreeOfParallelism, int ldc = 0, TA* prepackedA = null)
     {
+        if (ldc == 0) ldc = n;
         int m = a.RowCount;
         int k = a.Depth;
         if (m == 0 || n == 0) return;
@@ -91,14 +95,14 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
 
         if (threads == 1)
         {
-            RunRange(a, packedB, n, c, 0, panels, 0, m);
+            RunRange(a, packedB, n, c, 0, panels, 0, m, ldc, prepackedA);
             return;
         }
 
         bool splitPanels = panels >= 2 * threads || mBlocks < threads;
         int parts = Math.Min(threads, splitPanels ? panels : mBlocks);
         var options = new ParallelOptions { MaxDegreeOfParallelism = parts };
-        nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c;
+        nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c, prepacked = (nint)prepackedA;
         int rowsAsInt = m, depth = k, zeroPoint = a.ZeroPoint;
         bool signed = a.Signed;
         Parallel.For(0, parts, options, part =>
@@ -107,12 +111,12 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
             if (splitPanels)
             {
                 var (start, end) = Share(panels, parts, part);
-                RunRange(view, (TB*)bData, n, (TC*)cData, start, end, 0, rowsAsInt);
+                RunRange(view, (TB*)bData, n, (TC*)cData, start, end, 0, rowsAsInt, ldc, (TA*)prepacked);
             }
             else
             {
                 var (start, end) = Share(mBlocks, parts, part);
-                RunRange(view, (TB*)bData, n, (TC*)cData, 0, panels, start * TKernel.MBlock, Math.Min(rowsAsInt, end * TKernel.MBlock));
+                RunRange(view, (TB*)bData, n, (TC*)cData, 0, panels, start * TKernel.MBlock, Math.Min(rowsAsInt, end * TKernel.MBlock), ldc, (TA*)prepacked);
             }
         });
     }
@@ -121,8 +125,31 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
     internal static (int Start, int End) Share(int count, int parts, int part) =>
         ((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts));
 
+    /// <summary>
+    /// Packs all of A once, for a constant A used in many products (Conv weights): for each K block, every group
+    /// of <c>TKernel.Rows</c> rows in turn, exactly as <see cref="RunRange"/> would pack them.
+    /// </summary>
+    public static TA[] PrePackA(GemmA a)
+    {
+        int k = a.Depth, m = a.RowCount, mr = TKernel.Rows, groups = (m + mr - 1) / mr;
+        long total = 0;
+        for (int k0 = 0; k0 < k; k0 += TKernel.KBlock) total += (long)groups * TKernel.PackedARowBlockLength(Math.Min(TKernel.KBlock, k - k0));
+        var packed = new TA[total];
+        fixed (TA* p = packed)
+        {
+            TA* block = p;
+            for (int k0 = 0; k0 < k; k0 += TKernel.KBlock)
+            {
+                int kc = Math.Min(TKernel.KBlock, k - k0);
+                for (int g = 0; g < groups; g++, block += TKernel.PackedARowBlockLength(kc))
+                    TKernel.PackA(a, g * mr, Math.Min(mr, m - g * mr), k0, kc, block);
+            }
+        }
+        return packed;
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void RunRange(GemmA a, TB* packedB, int n, TC* c, int panelStart, int panelEnd, int rowStart, int rowEnd)
+    private static void RunRange(GemmA a, TB* packedB, int n, TC* c, int panelStart, int panelEnd, int rowStart, int rowEnd, int ldc, TA* prepackedA)
     {
         int k = a.Depth;
         int kStep = TKernel.KStep;
@@ -144,8 +171,18 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
                     for (int row0 = rowStart; row0 < rowEnd; row0 += TKernel.MBlock)
                     {
                         int mc = Math.Min(TKernel.MBlock, rowEnd - row0);
-                        for (int r = 0; r < mc; r += mr)
-                            TKernel.PackA(a, row0 + r, Math.Min(mr, mc - r), k0, kc, packedA + (r / mr) * aBlock);
+                        TA* blockA = packedA;
+                        if (prepackedA is not null)
+                        {
+                            // Whole K blocks before this one, then the row groups before row0 (row0 is a multiple of the row group).
+                            int groups = (a.RowCount + mr - 1) / mr;
+                            blockA = prepackedA + (long)(k0 / kBlock) * groups * TKernel.PackedARowBlockLength(kBlock) + (long)(row0 / mr) * aBlock;
+                        }
+                        else
+                        {
+                            for (int r = 0; r < mc; r += mr)
+                                TKernel.PackA(a, row0 + r, Math.Min(mr, mc - r), k0, kc, packedA + (r / mr) * aBlock);
+                        }
 
                         for (int panel = panelStart; panel < panelEnd; panel++)
                         {
@@ -153,8 +190,8 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
                             int columns = Math.Min(nr, n - panel * nr);
                             for (int r = 0; r < mc; r += mr)
                             {
-                                TC* tile = c + (long)(row0 + r) * n + panel * nr;
-                                TKernel.Multiply(packedA + (r / mr) * aBlock, b, kc, tile, n, k0 > 0, Math.Min(mr, mc - r), columns);
+                                TC* tile = c + (long)(row0 + r) * ldc + panel * nr;
+                                TKernel.Multiply(blockA + (r / mr) * aBlock, b, kc, tile, ldc, k0 > 0, Math.Min(mr, mc - r), columns);
                             }
                         }
                     }

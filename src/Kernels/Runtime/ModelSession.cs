@@ -29,6 +29,9 @@ public sealed class ModelSession : IDisposable
     /// <summary>The model's outputs.</summary>
     public IReadOnlyList<ValueInfo> Outputs { get; }
 
+    /// <summary>When set, every node's run time in milliseconds is reported with its label (diagnostics).</summary>
+    internal Action<string, double>? NodeTimer { get; set; }
+
     /// <summary>The planned nodes' labels, in run order (for tests and diagnostics: shows fusions and folding).</summary>
     internal IEnumerable<string> PlannedNodes => _plan.Nodes.Select(n => n.Label);
 
@@ -85,7 +88,9 @@ public sealed class ModelSession : IDisposable
             for (int i = 0; i < nodeInputs.Length; i++)
                 nodeInputs[i] = node.Inputs[i] < 0 ? null : values[node.Inputs[i]];
             var nodeOutputs = new Tensor?[node.Outputs.Length];
+            long started = NodeTimer is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             node.Operator.Run(new Operators.OperatorCall(nodeInputs, nodeOutputs, new Operators.RunContext(node.Label, _options.Threads)));
+            NodeTimer?.Invoke(node.Label, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             for (int i = 0; i < nodeOutputs.Length; i++)
             {
                 if (node.Outputs[i] >= 0) values[node.Outputs[i]] = nodeOutputs[i];

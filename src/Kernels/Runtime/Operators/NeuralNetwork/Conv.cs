@@ -11,7 +11,7 @@ namespace Quantize.Kernels.Runtime.Operators;
 /// weights are packed once at load. Depthwise convolutions (one input channel per group) run directly.
 /// </summary>
 [OnnxOperator("Conv", 1)]
-internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix[]? packedWeights, float[]? constantBias) : Operator
+internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix[]? packedWeights, float[]? constantBias, PackedFloatRows? weightRows, int[]? takenWeightShape = null) : Operator
 {
     public static Operator Create(OperatorBuildContext context)
     {
@@ -30,6 +30,23 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                 throw context.Unsupported($"kernel_shape {Tensor.Format(kernel)} differs from the weights' {Tensor.Format(w.Shape[2..])}");
             if (w.Shape[0] % group != 0) throw context.Unsupported($"{w.Shape[0]} output channels do not split into {group} groups");
             int outputsPerGroup = w.Shape[0] / (int)group, channelsPerGroup = w.Shape[1];
+            if (w.ElementType == TensorElementType.Float32 && group == 1 && (!context.HasInput(2) || context.ConstantInput(2) is { ElementType: TensorElementType.Float32 }))
+            {
+                // Output channels as rows, pixels as columns: W packed once, with the bias as one more column.
+                int k = w.Length / w.Shape[0];
+                var biasValues = context.ConstantInput(2)?.ToArray<float>();
+                int width = k + (biasValues is null ? 0 : 1);
+                var rows = new float[w.Shape[0] * width];
+                for (int m = 0; m < w.Shape[0]; m++)
+                {
+                    w.AsSpan<float>().Slice(m * k, k).CopyTo(rows.AsSpan(m * width, k));
+                    if (biasValues is not null) rows[m * width + k] = biasValues[m];
+                }
+                int[] shape = w.ShapeArray;
+                context.TakeConstantInput(1); // held once, packed
+                if (biasValues is not null) context.TakeConstantInput(2);
+                return new Conv(window, 1, null, biasValues, PackedFloatRows.Pack(rows, w.Shape[0], width), shape);
+            }
             if (w.ElementType == TensorElementType.Float32 && !IsDepthwise((int)group, channelsPerGroup))
             {
                 int taps = Tensor.CountElements(w.Shape[2..]);
@@ -39,7 +56,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
             }
         }
         float[]? bias = context.ConstantInput(2) is { ElementType: TensorElementType.Float32 } b ? b.ToArray<float>() : null;
-        return new Conv(window, (int)group, packed, bias);
+        return new Conv(window, (int)group, packed, bias, null);
     }
 
     /// <summary>One input channel per group (and more than one group): each output channel sees one input plane.</summary>
@@ -50,14 +67,15 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         var x = call.Input(0);
         switch (x.ElementType)
         {
-            case TensorElementType.Float32: RunFloat(call, x, call.Input(1), call.OptionalInput(2)); break;
+            case TensorElementType.Float32: RunFloat(call, x, takenWeightShape ?? call.Input(1).ShapeArray, call.OptionalInput(1), call.OptionalInput(2)); break;
             case TensorElementType.Float16: FloatWidening.Any(call, (c, _) => Run(c)); break;
             default: throw new NotSupportedException($"{call.Context.Node}: Conv of {x.ElementType.DisplayName()} is not supported.");
         }
     }
 
-    private void RunFloat(OperatorCall call, Tensor x, Tensor w, Tensor? b)
+    private void RunFloat(OperatorCall call, Tensor x, int[] weightShape, Tensor? weights, Tensor? b)
     {
+        var w = new WeightShape(weightShape);
         string node = call.Context.Node;
         if (x.Rank < 3 || w.Rank != x.Rank)
             throw new InvalidOperationException($"{node}: Conv of input {Tensor.Format(x.Shape)} with weights {Tensor.Format(w.Shape)}: ranks differ or no spatial axes.");
@@ -75,12 +93,50 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         var ys = (float[])y.Buffer.Data;
         if (IsDepthwise(group, channelsPerGroup))
         {
-            Depthwise(g, xs, (float[])w.Buffer.Data, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
+            Depthwise(g, xs, (float[])weights!.Buffer.Data, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
+            return;
+        }
+        if (weightRows is not null)
+        {
+            ByPixels(g, xs, weightRows, ys, batch, channels, outputs, constantBias is not null, call.Context.DegreeOfParallelism);
             return;
         }
         var packed = packedWeights ?? Enumerable.Range(0, group)
-            .Select(i => ConvolutionLowering.PackConvWeights(w.AsSpan<float>(), i, outputs / group, channelsPerGroup, g.KernelSize)).ToArray();
+            .Select(i => ConvolutionLowering.PackConvWeights(weights!.AsSpan<float>(), i, outputs / group, channelsPerGroup, g.KernelSize)).ToArray();
         Lowered(g, xs, packed, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
+    }
+
+    /// <summary>
+    /// Output channels x pixels on the packed weights (<see cref="ConvolutionPanels"/>): per image, pixel chunks of the
+    /// patch matrix are written as B panels and multiplied into the NCHW output; chunks run on separate threads.
+    /// </summary>
+    private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, int threads)
+    {
+        int pixels = g.OutputSize, depth = weights.Depth;
+        var (chunks, perChunk) = ConvolutionPanels.Chunking(pixels, depth, threads);
+        bool parallel = threads > 1 && chunks > 1;
+        for (int n = 0; n < batch; n++)
+        {
+            int image = n * channels * g.InputSize, output = n * outputs * pixels;
+            void Chunk(int chunk, int gemmThreads)
+            {
+                int first = chunk * perChunk, count = Math.Min(perChunk, pixels - first);
+                int panels = (count + ConvolutionPanels.PanelWidth - 1) / ConvolutionPanels.PanelWidth;
+                float[] buffer = ArrayPool<float>.Shared.Rent(panels * depth * ConvolutionPanels.PanelWidth);
+                try
+                {
+                    fixed (float* source = &x[image], target = buffer)
+                        ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
+                    FloatGemm.Multiply(weights, PackedFloatMatrix.FromPanels(buffer, depth, count), y.AsSpan(output + first), pixels, gemmThreads);
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(buffer);
+                }
+            }
+            if (parallel) Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => Chunk(c, 1));
+            else for (int c = 0; c < chunks; c++) Chunk(c, threads);
+        }
     }
 
     /// <summary>The GEMM path: per image, NHWC once; per group, chunks of output pixels become patches, a GEMM, and a transposed store.</summary>
@@ -192,5 +248,13 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                 }
             }
         }
+    }
+
+    /// <summary>The weights' shape, whether the weights are at hand or were packed and dropped at load.</summary>
+    private readonly record struct WeightShape(int[] ShapeArray)
+    {
+        public ReadOnlySpan<int> Shape => ShapeArray;
+        public int Rank => ShapeArray.Length;
+        public int Length => Tensor.CountElements(ShapeArray);
     }
 }
