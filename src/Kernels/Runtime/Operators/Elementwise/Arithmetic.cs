@@ -4,14 +4,17 @@ using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
 
-/// <summary>Add, Sub, Mul, Div with broadcasting, for every numeric element type (float16 computed in float32).</summary>
-[OnnxOperator("Add", 7)]
-[OnnxOperator("Sub", 7)]
-[OnnxOperator("Mul", 7)]
-[OnnxOperator("Div", 7)]
+/// <summary>
+/// Add, Sub, Mul, Div with broadcasting, for every numeric element type (float16 computed in float32);
+/// before opset 7 with the legacy axis broadcasting (<see cref="LegacyBroadcast"/>).
+/// </summary>
+[OnnxOperator("Add", 1)]
+[OnnxOperator("Sub", 1)]
+[OnnxOperator("Mul", 1)]
+[OnnxOperator("Div", 1)]
 internal sealed class Arithmetic(string op) : Operator
 {
-    public static Operator Create(OperatorBuildContext context) => new Arithmetic(context.Node.OpType);
+    public static Operator Create(OperatorBuildContext context) => LegacyBroadcast.Wrap(context, new Arithmetic(context.Node.OpType));
 
     public override void Run(OperatorCall call)
     {
