@@ -163,8 +163,13 @@ internal sealed class Cast(TensorElementType target) : Operator
             for (int i = 0; i < x.Length; i++) d[i] = ToInteger<TFrom, TTo>(x[i]);
             return;
         }
-        // Integer to integer wraps; anything to a float rounds to nearest.
-        TensorPrimitives.ConvertTruncating(x, d);
+        // float32 <-> float16 have vectorized conversions of their own.
+        if (typeof(TFrom) == typeof(float) && typeof(TTo) == typeof(Half))
+            TensorPrimitives.ConvertToHalf(MemoryMarshal.Cast<TFrom, float>(x), MemoryMarshal.Cast<TTo, Half>(d));
+        else if (typeof(TFrom) == typeof(Half) && typeof(TTo) == typeof(float))
+            TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<TFrom, Half>(x), MemoryMarshal.Cast<TTo, float>(d));
+        else
+            TensorPrimitives.ConvertTruncating(x, d); // integer to integer wraps; anything to a float rounds to nearest
     }
 
     private static bool IsFloat<T>() => typeof(T) == typeof(float) || typeof(T) == typeof(double) || typeof(T) == typeof(Half);

@@ -62,6 +62,11 @@ internal sealed class ArgMax(long axis, bool keepDims, bool selectLast) : Operat
     internal static void Find<T>(ReadOnlySpan<T> x, int outer, int r, int inner, Span<long> indices, bool selectLast)
         where T : unmanaged, INumber<T>
     {
+        if (inner == 1)
+        {
+            for (int o = 0; o < outer; o++) indices[o] = Row(x.Slice(o * r, r), selectLast);
+            return;
+        }
         var best = ArrayPool<T>.Shared.Rent(inner);
         try
         {
@@ -76,11 +81,9 @@ internal sealed class ArgMax(long axis, bool keepDims, bool selectLast) : Operat
                     var row = block.Slice(k * inner, inner);
                     for (int i = 0; i < inner; i++)
                     {
-                        T v = row[i], b = best[i];
-                        if (T.IsNaN(b) && !selectLast) continue; // the first NaN stays
-                        if (v > b || T.IsNaN(v) || (selectLast && v == b))
+                        if (Better(row[i], best[i], selectLast))
                         {
-                            best[i] = v;
+                            best[i] = row[i];
                             index[i] = k;
                         }
                     }
@@ -92,4 +95,24 @@ internal sealed class ArgMax(long axis, bool keepDims, bool selectLast) : Operat
             ArrayPool<T>.Shared.Return(best);
         }
     }
+
+    /// <summary>The index of the maximum of one contiguous row.</summary>
+    private static long Row<T>(ReadOnlySpan<T> row, bool selectLast) where T : INumber<T>
+    {
+        T best = row[0];
+        int index = 0;
+        for (int k = 1; k < row.Length; k++)
+        {
+            if (Better(row[k], best, selectLast))
+            {
+                best = row[k];
+                index = k;
+            }
+        }
+        return index;
+    }
+
+    /// <summary>Whether <paramref name="v"/>, met after <paramref name="best"/>, takes its place (NaN is the largest; the first NaN stays unless the last is wanted).</summary>
+    private static bool Better<T>(T v, T best, bool selectLast) where T : INumber<T> =>
+        selectLast ? v > best || v == best || T.IsNaN(v) : !T.IsNaN(best) && (v > best || T.IsNaN(v));
 }
