@@ -161,7 +161,7 @@ internal sealed class MatMulShape
             _aBatchStrides = aStrides,
             _bBatchStrides = bStrides,
             ABatchesContiguous = a.Length - 2 == batchShape.Length && a.AsSpan(0, a.Length - 2).SequenceEqual(batchShape),
-            BBatchStride = bStrides.Any(s => s != 0) ? 1 : 0,
+            BBatchStride = bStrides.Where((s, d) => batchShape[d] != 1).Any(s => s != 0) ? 1 : 0, // a size-1 batch axis does not make B vary
         };
     }
 }
