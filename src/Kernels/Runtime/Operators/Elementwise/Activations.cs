@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Quantize.Kernels.Models;
 
@@ -84,9 +85,11 @@ internal readonly struct LeakyReluKernel(float alpha) : IFloatKernel
 {
     public float Apply(float x) => x >= 0 ? x : x * alpha;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<float> Apply(Vector128<float> x) =>
         Vector128.ConditionalSelect(Vector128.GreaterThanOrEqual(x, Vector128<float>.Zero), x, x * alpha);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x) =>
         Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256<float>.Zero), x, x * alpha);
 
@@ -102,12 +105,14 @@ internal readonly struct HardSigmoidKernel(float alpha, float beta, bool swish) 
         return swish ? x * h : h;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<float> Apply(Vector128<float> x)
     {
         var h = Vector128.Max(Vector128<float>.Zero, Vector128.Min(Vector128<float>.One, Vector128.FusedMultiplyAdd(Vector128.Create(alpha), x, Vector128.Create(beta))));
         return swish ? x * h : h;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x)
     {
         var h = Vector256.Max(Vector256<float>.Zero, Vector256.Min(Vector256<float>.One, Vector256.FusedMultiplyAdd(Vector256.Create(alpha), x, Vector256.Create(beta))));
@@ -128,9 +133,11 @@ internal readonly struct GeluKernel : IFloatKernel
 
     public float Apply(float x) => 0.5f * x * (1f + default(ErfKernel).Apply(x * InverseSqrt2));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<float> Apply(Vector128<float> x) =>
         Vector128.Create(0.5f) * x * (Vector128<float>.One + default(ErfKernel).Apply(x * InverseSqrt2));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x) =>
         Vector256.Create(0.5f) * x * (Vector256<float>.One + default(ErfKernel).Apply(x * InverseSqrt2));
 
@@ -153,12 +160,14 @@ internal readonly struct GeluTanhKernel : IFloatKernel
         return x / (1f + MathF.Exp(-u));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<float> Apply(Vector128<float> x)
     {
         var u = x * Vector128.FusedMultiplyAdd(Vector128.Create(C3) * x, x, Vector128.Create(C1));
         return x / (Vector128<float>.One + Vector128.Exp(-u));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x)
     {
         var u = x * Vector256.FusedMultiplyAdd(Vector256.Create(C3) * x, x, Vector256.Create(C1));

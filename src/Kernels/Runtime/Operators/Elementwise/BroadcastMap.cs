@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Quantize.Kernels.Runtime.Operators;
 
 /// <summary>A function of two elements whose types may differ from each other and from the result (comparisons, mixed-type Pow).</summary>
@@ -29,6 +31,7 @@ internal static class BroadcastMap
             Run<T1, T2, TResult, TMap>(xs, offsets[0], advancing[0] ? 1 : 0, ys, offsets[1], advancing[1] ? 1 : 0, ds, start, length));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<T1, T2, TResult, TMap>(T1[] x, int xo, int xs, T2[] y, int yo, int ys, TResult[] d, int start, int length)
         where TMap : IElementMap<T1, T2, TResult>
     {

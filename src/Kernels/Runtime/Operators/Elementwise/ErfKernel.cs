@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -42,6 +43,7 @@ internal readonly struct ErfKernel : IFloatKernel
         return MathF.CopySign(1f - MathF.Exp(-p), x);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector128<float> Apply(Vector128<float> x)
     {
         var t = Vector128.Abs(x);
@@ -67,6 +69,7 @@ internal readonly struct ErfKernel : IFloatKernel
         return Vector128.ConditionalSelect(Vector128.GreaterThan(t, Vector128.Create(Split)), large, small);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Vector256<float> Apply(Vector256<float> x)
     {
         var t = Vector256.Abs(x);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -59,6 +60,7 @@ internal sealed class ArgMax(long axis, bool keepDims, bool selectLast) : Operat
     }
 
     /// <summary>indices[o, i] = the k maximizing x[o, k, i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Find<T>(ReadOnlySpan<T> x, int outer, int r, int inner, Span<long> indices, bool selectLast)
         where T : unmanaged, INumber<T>
     {
@@ -97,6 +99,7 @@ internal sealed class ArgMax(long axis, bool keepDims, bool selectLast) : Operat
     }
 
     /// <summary>The index of the maximum of one contiguous row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long Row<T>(ReadOnlySpan<T> row, bool selectLast) where T : INumber<T>
     {
         T best = row[0];

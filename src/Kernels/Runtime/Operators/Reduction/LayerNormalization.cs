@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -90,6 +91,7 @@ internal sealed class LayerNormalization(long axis, float epsilon) : Operator
         return expanded;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Normalize<T>(OperatorCall call, ReadOnlySpan<T> x, T[] scale, T[]? bias, Span<T> y, int[] statsShape, TensorElementType statsType, int outer, int n, float epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

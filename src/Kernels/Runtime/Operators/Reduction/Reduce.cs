@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Quantize.Kernels.Models;
 
@@ -187,6 +188,7 @@ internal static class Reduction
     }
 
     /// <summary>d[o, i] = reduction over k of x[o, k, i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Block<T, TReduction>(ReadOnlySpan<T> x, int outer, int r, int inner, Span<T> d)
         where TReduction : IReduction<T>
     {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -77,6 +78,7 @@ internal sealed class Softmax(bool log, long axis, bool coerceTo2D) : Operator
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block<T>(T[] xs, T[] ds, int start, int end, int n, int inner, bool log)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
