@@ -121,6 +121,16 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
         });
     }
 
+    /// <summary>
+    /// Rows per packed block of A: the kernel's MC, except that a short remainder is not given a block of its
+    /// own (128 rows as 120 + 8 would stream every B panel twice for 8 rows): up to 2 x MC rows form one block.
+    /// </summary>
+    internal static int RowBlock(int rows)
+    {
+        int mr = TKernel.Rows;
+        return rows <= 2 * TKernel.MBlock ? Math.Max(mr, (rows + mr - 1) / mr * mr) : TKernel.MBlock;
+    }
+
     /// <summary>Part <paramref name="part"/> of <paramref name="count"/> items split into <paramref name="parts"/> contiguous shares.</summary>
     internal static (int Start, int End) Share(int count, int parts, int part) =>
         ((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts));
@@ -157,8 +167,9 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
         int kBlock = TKernel.KBlock;
         int mr = TKernel.Rows;
         int nr = TKernel.Columns;
+        int mBlock = RowBlock(rowEnd - rowStart);
         int blockLength = TKernel.PackedARowBlockLength(Math.Min(kBlock, kSteps * kStep));
-        int packedLength = (TKernel.MBlock / mr) * blockLength;
+        int packedLength = (mBlock / mr) * blockLength;
         TA[] rented = ArrayPool<TA>.Shared.Rent(packedLength);
         try
         {
@@ -168,9 +179,9 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
                 {
                     int kc = Math.Min(kBlock, k - k0);
                     int aBlock = TKernel.PackedARowBlockLength(kc);
-                    for (int row0 = rowStart; row0 < rowEnd; row0 += TKernel.MBlock)
+                    for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
                     {
-                        int mc = Math.Min(TKernel.MBlock, rowEnd - row0);
+                        int mc = Math.Min(mBlock, rowEnd - row0);
                         TA* blockA = packedA;
                         if (prepackedA is not null)
                         {
