@@ -8,12 +8,13 @@ namespace Quantize.Benchmarks;
 
 /// <summary>
 /// One configuration for every suite: medians and ratios to the baseline (our fp32) measured in the
-/// same run, plus throughput. A short job keeps a full run within minutes on a 2-core machine.
+/// same run, plus throughput. 40 warm-up runs let .NET's tiered JIT finish with the library code the kernels
+/// call (TensorPrimitives tiers up after about 30 calls); 15 measured runs keep a full run within minutes.
 /// </summary>
 public static class BenchmarkConfig
 {
     public static IConfig Create() => DefaultConfig.Instance
-        .AddJob(Job.Default.WithWarmupCount(3).WithIterationCount(12).WithInvocationCount(1).WithUnrollFactor(1))
+        .AddJob(Job.Default.WithWarmupCount(40).WithIterationCount(15).WithInvocationCount(1).WithUnrollFactor(1))
         .AddColumn(StatisticColumn.Median, StatisticColumn.P90, new ThroughputColumn())
         .HideColumns(Column.Error, Column.StdDev)
         .WithSummaryStyle(SummaryStyle.Default.WithRatioStyle(RatioStyle.Trend))
