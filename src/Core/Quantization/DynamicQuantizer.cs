@@ -1,177 +1,204 @@
-using Google.Protobuf;
+using Quantize.Core.Quantization.Graph;
 using Quantize.Kernels.Models;
 using Quantize.Kernels.Models.Onnx;
-using Quantize.Kernels.Quantization;
 
 namespace Quantize.Core.Quantization;
 
 /// <summary>
-/// The <c>dynamic</c> mode for ONNX: every MatMul whose second input is a constant 2-D float weight becomes
-/// ONNX Runtime's quantize_dynamic pattern: DynamicQuantizeLinear on the activation (once per activation
-/// tensor), MatMulInteger with the int8 weight (per-column symmetric scales by default), Cast to float, and a
-/// Mul by the product of the two scales. Standard ONNX: ONNX Runtime runs it, and so does our runtime.
+/// The <c>dynamic</c> mode for ONNX, in the pattern ONNX Runtime's quantize_dynamic writes: every MatMul (and Gemm)
+/// with a constant 2-D float weight becomes DynamicQuantizeLinear on the activation (once per activation tensor),
+/// MatMulInteger with the 8-bit weight (per-column scales by default), Cast to float and a Mul by the product of the
+/// scales; Conv becomes the same around ConvInteger; embedding Gathers look up 8-bit rows and dequantize them.
+/// Standard ONNX: ONNX Runtime runs it, and so does our runtime, on its integer kernels.
 /// </summary>
 public static class DynamicQuantizer
 {
     private const int MinimumOpset = 11; // DynamicQuantizeLinear
 
-    /// <summary>Quantizes a copy of <paramref name="source"/>.</summary>
+    /// <summary>Quantizes a copy of <paramref name="source"/>; the source is not changed.</summary>
     public static QuantizationResult Quantize(OnnxModel source, QuantizationOptions options)
     {
-        var proto = source.Proto.Clone();
-        var model = new OnnxModel(proto, source.Source, source.BaseDirectory);
-        var graph = proto.Graph;
-        var decisions = new List<NodeDecision>();
-        long opset = proto.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx")?.Version ?? 1;
+        options.Validate();
+        var context = new QuantizationContext(source, options);
+        Apply(context);
+        return context.Finish();
+    }
 
-        var initializers = graph.Initializer.ToDictionary(t => t.Name, StringComparer.Ordinal);
-        var consumers = new Dictionary<string, int>(StringComparer.Ordinal);
+    internal static void Apply(QuantizationContext context)
+    {
+        var graph = context.Graph;
+        var activations = new Dictionary<string, (string Value, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
+        var rewritten = new List<NodeProto>(graph.Node.Count);
         foreach (var node in graph.Node)
         {
-            foreach (var input in node.Input) consumers[input] = consumers.GetValueOrDefault(input) + 1;
-        }
-
-        var quantizedWeights = new Dictionary<string, (string Weight, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
-        var quantizedActivations = new Dictionary<string, (string Value, string Scale, string ZeroPoint)>(StringComparer.Ordinal);
-        var rewritten = new List<NodeProto>();
-        var names = new UniqueNames(graph);
-
-        foreach (var node in graph.Node)
-        {
-            string label = node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;
-            if (node.OpType != "MatMul" || node.Domain is not ("" or "ai.onnx"))
+            if (node.Domain is not ("" or "ai.onnx") || node.OpType is not ("MatMul" or "Gemm" or "Conv" or "Gather"))
             {
                 rewritten.Add(node);
                 continue;
             }
-            string? skip = opset < MinimumOpset ? $"opset {opset} predates DynamicQuantizeLinear (11)"
-                : options.ExcludeNodes.Contains(node.Name) ? "excluded by name"
-                : options.ExcludeOpTypes.Contains(node.OpType) ? "excluded by op type"
-                : !initializers.TryGetValue(node.Input[1], out var weight) ? "the weight is not a constant initializer"
-                : weight.DataType != (int)TensorProto.Types.DataType.Float ? "the weight is not float32"
-                : weight.Dims.Count != 2 ? "the weight is not 2-D"
-                : weight.Dims[0] * weight.Dims[1] < options.MinimumSize ? $"the weight has fewer than {options.MinimumSize} elements"
-                : null;
-            if (skip is not null)
+            int weightInput = node.OpType == "Gather" ? 0 : 1;
+            var weight = weightInput < node.Input.Count ? context.Weights.Find(node.Input[weightInput]) : null;
+            string? refusal = context.Opset < MinimumOpset ? $"opset {context.Opset} predates DynamicQuantizeLinear (11)"
+                : context.RefuseByOptions(node) ?? context.RefuseWeight(weight) ?? RefuseShape(node, weight!);
+            if (refusal is not null)
             {
-                decisions.Add(new NodeDecision(label, node.OpType, false, skip));
+                context.Keep(node, refusal);
                 rewritten.Add(node);
                 continue;
             }
 
-            var w = initializers[node.Input[1]];
-            if (!quantizedWeights.TryGetValue(w.Name, out var q))
+            if (node.OpType == "Gather")
             {
-                q = QuantizeWeight(model, w, options, names, graph);
-                quantizedWeights[w.Name] = q;
+                var table = context.Int8.Get(weight!, WeightOnlyQuantizer.ChannelAxis(node, weight!, context));
+                string gathered = context.Names.Next(node.Output[0] + "_quantized");
+                rewritten.Add(OnnxBuild.Node("Gather", context.Names.Next(QuantizationContext.Label(node) + "_quantized"), [table.Value, node.Input[1]], [gathered]).With("axis", 0));
+                rewritten.Add(WeightOnlyQuantizer.DequantizeAfterGather(context, table, gathered, node.Output[0], QuantizationContext.Label(node)));
+                context.Quantized(node, "8-bit rows looked up, then dequantized");
+                continue;
             }
+
             string a = node.Input[0];
-            if (!quantizedActivations.TryGetValue(a, out var qa))
+            if (!activations.TryGetValue(a, out var qa))
             {
-                qa = (names.Next(a + "_quantized"), names.Next(a + "_scale"), names.Next(a + "_zero_point"));
-                quantizedActivations[a] = qa;
-                rewritten.Add(Node("DynamicQuantizeLinear", names.Next(a + "_QuantizeLinear"), [a], [qa.Value, qa.Scale, qa.ZeroPoint]));
+                qa = (context.Names.Next(a + "_quantized"), context.Names.Next(a + "_scale"), context.Names.Next(a + "_zero_point"));
+                activations[a] = qa;
+                rewritten.Add(OnnxBuild.Node("DynamicQuantizeLinear", context.Names.Next(a + "_QuantizeLinear"), [a], [qa.Value, qa.Scale, qa.ZeroPoint]));
             }
-            string y = node.Output[0];
-            string product = names.Next(y + "_MatMulInteger"), asFloat = names.Next(y + "_float"), scale = names.Next(y + "_scale");
-            rewritten.Add(Node("MatMulInteger", names.Next(label + "_quant"), [qa.Value, q.Weight, qa.ZeroPoint, q.ZeroPoint], [product]));
-            var cast = Node("Cast", names.Next(label + "_cast"), [product], [asFloat]);
-            cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (int)TensorProto.Types.DataType.Float });
-            rewritten.Add(cast);
-            rewritten.Add(Node("Mul", names.Next(label + "_scales"), [qa.Scale, q.Scale], [scale]));
-            rewritten.Add(Node("Mul", names.Next(label + "_output"), [asFloat, scale], [y]));
-            decisions.Add(new NodeDecision(label, node.OpType, true, $"int8 weight ({(options.PerChannel ? "per column" : "per tensor")}), uint8 activation quantized at run time"));
+            if (node.OpType == "Conv") rewritten.AddRange(Convolution(context, node, weight!, qa));
+            else rewritten.AddRange(MatrixProduct(context, node, weight!, qa));
         }
-
         graph.Node.Clear();
         graph.Node.AddRange(rewritten);
-        // Float weights nobody reads any more are dropped.
-        var stillRead = new HashSet<string>(graph.Node.SelectMany(n => n.Input), StringComparer.Ordinal);
-        foreach (var name in quantizedWeights.Keys)
+    }
+
+    private static string? RefuseShape(NodeProto node, FloatWeight weight)
+    {
+        switch (node.OpType)
         {
-            if (!stillRead.Contains(name) && !graph.Output.Any(o => o.Name == name))
+            case "MatMul":
+                return weight.Dims.Length != 2 ? "the weight is not 2-D" : null;
+            case "Gemm":
+                if (WeightOnlyQuantizer.Attribute(node, "transA") == 1) return "Gemm with transA is left float";
+                return weight.Dims.Length != 2 ? "the weight is not 2-D" : null;
+            case "Conv":
+                return weight.Dims.Length < 3 ? "the weight has no spatial dimensions" : null;
+            default: // Gather
+                return WeightOnlyQuantizer.GatherAxis(node) != 0 || weight.Dims.Length != 2 ? "only row lookups (axis 0) in a 2-D table are quantized" : null;
+        }
+    }
+
+    /// <summary>MatMul or Gemm (as A x B [+ C]) on MatMulInteger, then Cast and the scale product.</summary>
+    private static IEnumerable<NodeProto> MatrixProduct(QuantizationContext context, NodeProto node, FloatWeight weight,
+        (string Value, string Scale, string ZeroPoint) qa)
+    {
+        string label = QuantizationContext.Label(node);
+        var names = context.Names;
+        bool gemm = node.OpType == "Gemm";
+        if (gemm && WeightOnlyQuantizer.Attribute(node, "transB") == 1) weight = Transposed(weight);
+        var q = context.Int8.Get(weight, context.Options.PerChannel ? 1 : null);
+
+        string y = node.Output[0];
+        float alpha = gemm ? node.Attribute.FirstOrDefault(t => t.Name == "alpha")?.F ?? 1f : 1f;
+        float beta = gemm ? node.Attribute.FirstOrDefault(t => t.Name == "beta")?.F ?? 1f : 1f;
+        bool bias = gemm && node.Input.Count > 2 && node.Input[2].Length > 0;
+        string product = names.Next(y + "_MatMulInteger"), asFloat = names.Next(y + "_float"), scale = names.Next(y + "_scale");
+        string scaled = bias ? names.Next(y + "_product") : y;
+
+        yield return OnnxBuild.Node("MatMulInteger", names.Next(label + "_quant"), [qa.Value, q.Value, qa.ZeroPoint, q.ZeroPoint], [product]);
+        yield return OnnxBuild.Node("Cast", names.Next(label + "_cast"), [product], [asFloat]).With("to", (long)TensorProto.Types.DataType.Float);
+        string weightScale = q.Scale;
+        if (alpha != 1f)
+        {
+            weightScale = names.Next(q.Scale + "_alpha");
+            context.Graph.Initializer.Add(OnnxBuild.Floats(weightScale, q.Axis is null ? [] : [q.Scales.Length], Array.ConvertAll(q.Scales, s => s * alpha)));
+        }
+        yield return OnnxBuild.Node("Mul", names.Next(label + "_scales"), [qa.Scale, weightScale], [scale]);
+        yield return OnnxBuild.Node("Mul", names.Next(label + "_output"), [asFloat, scale], [scaled]);
+        if (bias)
+        {
+            string c = node.Input[2];
+            if (beta != 1f)
             {
-                var original = graph.Initializer.First(t => t.Name == name);
-                graph.Initializer.Remove(original);
-                var input = graph.Input.FirstOrDefault(i => i.Name == name);
-                if (input is not null) graph.Input.Remove(input);
+                string betaName = names.Next(label + "_beta"), scaledBias = names.Next(c + "_beta");
+                context.Graph.Initializer.Add(OnnxBuild.Floats(betaName, [], [beta]));
+                yield return OnnxBuild.Node("Mul", names.Next(label + "_bias_beta"), [c, betaName], [scaledBias]);
+                c = scaledBias;
             }
+            yield return OnnxBuild.Node("Add", names.Next(label + "_bias"), [scaled, c], [y]);
         }
-        return new QuantizationResult(model, decisions);
+        context.Quantized(node, $"int8 weight ({(q.Axis is null ? "per tensor" : "per column")}), uint8 activation quantized at run time");
     }
 
-    private static (string Weight, string Scale, string ZeroPoint) QuantizeWeight(OnnxModel model, TensorProto weight, QuantizationOptions options,
-        UniqueNames names, GraphProto graph)
+    /// <summary>Conv on ConvInteger (same attributes), then Cast, the scale product per output channel, and the bias.</summary>
+    private static IEnumerable<NodeProto> Convolution(QuantizationContext context, NodeProto node, FloatWeight weight,
+        (string Value, string Scale, string ZeroPoint) qa)
     {
-        int k = (int)weight.Dims[0], n = (int)weight.Dims[1];
-        var values = model.ReadTensor(weight).ToArray<float>();
-        var range = QuantizedRange.Of(TensorElementType.Int8, narrow: true);
-        int groups = options.PerChannel ? n : 1;
-        var scales = new float[groups];
-        for (int j = 0; j < n; j++)
+        string label = QuantizationContext.Label(node);
+        var names = context.Names;
+        // Per-channel only where the zero points agree (symmetric): ONNX Runtime's ConvInteger refuses per-channel ones.
+        bool perChannel = context.Options.PerChannel && context.Options.SymmetricWeights;
+        var q = context.Int8.Get(weight, perChannel ? 0 : null);
+        string y = node.Output[0];
+        bool bias = node.Input.Count > 2 && node.Input[2].Length > 0;
+        string product = names.Next(y + "_ConvInteger"), asFloat = names.Next(y + "_float"), scale = names.Next(y + "_scale");
+        string scaled = bias ? names.Next(y + "_product") : y;
+
+        // ONNX Runtime's ConvInteger takes only a per-tensor weight zero point; symmetric weights have zero point 0 in
+        // every channel, so one scalar does, and the per-channel scales go into the Mul below.
+        string weightZeroPoint = q.ZeroPoint;
+        if (q.Axis is not null && q.ZeroPoints.Distinct().Count() == 1)
         {
-            for (int i = 0; i < k; i++)
+            weightZeroPoint = names.Next(q.ZeroPoint + "_scalar");
+            var type = context.Options.WeightType == TensorElementType.Int8 ? TensorProto.Types.DataType.Int8 : TensorProto.Types.DataType.Uint8;
+            context.Graph.Initializer.Add(OnnxBuild.Tensor(weightZeroPoint, type, [], [unchecked((byte)q.ZeroPoints[0])]));
+        }
+        var convolution = OnnxBuild.Node("ConvInteger", names.Next(label + "_quant"), [qa.Value, q.Value, qa.ZeroPoint, weightZeroPoint], [product]);
+        convolution.Attribute.AddRange(node.Attribute.Select(attribute => attribute.Clone()));
+        yield return convolution;
+        yield return OnnxBuild.Node("Cast", names.Next(label + "_cast"), [product], [asFloat]).With("to", (long)TensorProto.Types.DataType.Float);
+        // The weight scales broadcast over [N, C, spatial...] as [C, 1, ...].
+        string weightScale = q.Scale;
+        if (q.Axis is not null)
+        {
+            weightScale = names.Next(q.Scale + "_per_channel");
+            long[] dims = [q.Scales.Length, .. Enumerable.Repeat(1L, weight.Dims.Length - 2)];
+            context.Graph.Initializer.Add(OnnxBuild.Floats(weightScale, dims, q.Scales));
+        }
+        yield return OnnxBuild.Node("Mul", names.Next(label + "_scales"), [qa.Scale, weightScale], [scale]);
+        yield return OnnxBuild.Node("Mul", names.Next(label + "_output"), [asFloat, scale], [scaled]);
+        if (bias)
+        {
+            var b = context.Weights.Find(node.Input[2]);
+            string biasName;
+            if (b is not null)
             {
-                float magnitude = MathF.Abs(values[i * n + j]);
-                int g = options.PerChannel ? j : 0;
-                if (magnitude > scales[g]) scales[g] = magnitude;
+                biasName = names.Next(node.Input[2] + "_per_channel");
+                long[] dims = [b.Values.Length, .. Enumerable.Repeat(1L, weight.Dims.Length - 2)];
+                context.Graph.Initializer.Add(OnnxBuild.Floats(biasName, dims, b.Values));
+                context.Replaced(b);
             }
-        }
-        for (int g = 0; g < groups; g++)
-            scales[g] = QuantizationParameters.FromRange(-scales[g], scales[g], range, symmetric: true).Scale;
-
-        byte[] quantized = LinearQuantization.Quantize(values, [k, n], scales, [], axis: 1, blockSize: 0, TensorElementType.Int8, range);
-        string weightName = names.Next(weight.Name + "_quantized"), scaleName = names.Next(weight.Name + "_scale"), zeroName = names.Next(weight.Name + "_zero_point");
-        long[] parameterShape = options.PerChannel ? [n] : [];
-        graph.Initializer.Add(Tensor(weightName, TensorProto.Types.DataType.Int8, [k, n], quantized));
-        graph.Initializer.Add(Tensor(scaleName, TensorProto.Types.DataType.Float, parameterShape, FloatBytes(scales)));
-        graph.Initializer.Add(Tensor(zeroName, TensorProto.Types.DataType.Int8, parameterShape, new byte[groups]));
-        return (weightName, scaleName, zeroName);
-    }
-
-    private static NodeProto Node(string op, string name, string[] inputs, string[] outputs)
-    {
-        var node = new NodeProto { OpType = op, Name = name };
-        node.Input.AddRange(inputs);
-        node.Output.AddRange(outputs);
-        return node;
-    }
-
-    private static TensorProto Tensor(string name, TensorProto.Types.DataType type, long[] dims, byte[] raw)
-    {
-        var tensor = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(raw) };
-        tensor.Dims.AddRange(dims);
-        return tensor;
-    }
-
-    private static byte[] FloatBytes(float[] values)
-    {
-        var bytes = new byte[values.Length * 4];
-        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
-        return bytes;
-    }
-
-    /// <summary>New value and node names that do not collide with the graph's.</summary>
-    private sealed class UniqueNames
-    {
-        private readonly HashSet<string> _taken = new(StringComparer.Ordinal);
-
-        public UniqueNames(GraphProto graph)
-        {
-            foreach (var node in graph.Node)
+            else
             {
-                _taken.Add(node.Name);
-                foreach (var output in node.Output) _taken.Add(output);
+                // A computed bias: reshape it at run time.
+                biasName = names.Next(node.Input[2] + "_per_channel");
+                string shape = names.Next(label + "_bias_shape");
+                context.Graph.Initializer.Add(OnnxBuild.Tensor(shape, TensorProto.Types.DataType.Int64, [weight.Dims.Length - 1],
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes<long>([-1, .. Enumerable.Repeat(1L, weight.Dims.Length - 2)])));
+                yield return OnnxBuild.Node("Reshape", names.Next(label + "_bias_reshape"), [node.Input[2], shape], [biasName]);
             }
-            foreach (var t in graph.Initializer) _taken.Add(t.Name);
-            foreach (var i in graph.Input) _taken.Add(i.Name);
+            yield return OnnxBuild.Node("Add", names.Next(label + "_bias"), [scaled, biasName], [y]);
         }
+        context.Quantized(node, $"int8 weight ({(q.Axis is null ? "per tensor" : "per output channel")}), uint8 activation quantized at run time");
+    }
 
-        public string Next(string wanted)
+    private static FloatWeight Transposed(FloatWeight weight)
+    {
+        int rows = (int)weight.Dims[0], columns = (int)weight.Dims[1];
+        var values = new float[weight.Values.Length];
+        for (int i = 0; i < rows; i++)
         {
-            string name = wanted;
-            for (int i = 1; !_taken.Add(name); i++) name = $"{wanted}_{i}";
-            return name;
+            for (int j = 0; j < columns; j++) values[j * rows + i] = weight.Values[i * columns + j];
         }
+        return weight with { Value = weight.Value + "^T", Dims = [columns, rows], Values = values };
     }
 }

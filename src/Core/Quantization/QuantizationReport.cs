@@ -1,3 +1,5 @@
+using Quantize.Core.Evaluation;
+
 namespace Quantize.Core.Quantization;
 
 /// <summary>What the quantizer decided for one node, and why.</summary>
@@ -14,4 +16,16 @@ public sealed record QuantizationResult(Kernels.Models.Onnx.OnnxModel Model, IRe
 {
     /// <summary>How many nodes were quantized.</summary>
     public int QuantizedCount => Decisions.Count(d => d.Quantized);
+
+    /// <summary>The comparison with the float model, when evaluation samples were given or a target was set.</summary>
+    public AccuracyReport? Accuracy { get; init; }
+
+    /// <summary>Nodes kept float to meet the accuracy target, in the order they were given up.</summary>
+    public IReadOnlyList<string> KeptFloatForAccuracy { get; init; } = [];
+
+    /// <summary>Whether the accuracy target holds (null when none was set).</summary>
+    public bool? TargetMet { get; init; }
+
+    /// <summary>SHA-256 of the source model, lowercase hex (also in the output's metadata).</summary>
+    public string SourceSha256 { get; init; } = "";
 }

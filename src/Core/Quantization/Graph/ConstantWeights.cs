@@ -9,7 +9,11 @@ namespace Quantize.Core.Quantization.Graph;
 /// <param name="Dims">The weight's shape.</param>
 /// <param name="Values">The weight as float32 (converted from float16/bfloat16/double where a Cast did so).</param>
 /// <param name="Chain">The Constant/Cast/Identity nodes between the stored tensor and <paramref name="Value"/>, producer first.</param>
-internal sealed record FloatWeight(string Value, TensorProto Root, long[] Dims, float[] Values, IReadOnlyList<NodeProto> Chain);
+internal sealed record FloatWeight(string Value, TensorProto Root, long[] Dims, float[] Values, IReadOnlyList<NodeProto> Chain)
+{
+    /// <summary>True when the value its consumer reads is float32 (stored so, or cast to it).</summary>
+    public bool IsFloat32 { get; init; } = true;
+}
 
 /// <summary>
 /// Finds the constant weights of a graph as exporters write them: initializers, Constant nodes (Paddle2ONNX and
@@ -43,6 +47,8 @@ internal sealed class ConstantWeights
     {
         if (_cache.TryGetValue(value, out var cached)) return cached;
         var found = Resolve(value, 0);
+        // A float16 weight read without a Cast is not a float32 weight: its consumer computes in float16.
+        if (found is { IsFloat32: false }) found = null;
         _cache[value] = found;
         return found;
     }
@@ -63,7 +69,7 @@ internal sealed class ConstantWeights
             case "Identity":
             case "Cast" when node.Attribute.Any(a => a.Name == "to" && a.I == (long)TensorProto.Types.DataType.Float):
                 var inner = Resolve(node.Input[0], depth + 1);
-                return inner is null ? null : inner with { Value = value, Chain = [.. inner.Chain, node] };
+                return inner is null ? null : inner with { Value = value, Chain = [.. inner.Chain, node], IsFloat32 = inner.IsFloat32 || node.OpType == "Cast" };
             default:
                 return null;
         }
@@ -83,10 +89,7 @@ internal sealed class ConstantWeights
             TensorElementType.Float64 => Array.ConvertAll(data.ToArray<double>(), d => (float)d),
             _ => throw new InvalidOperationException($"unexpected element type {data.ElementType}"),
         };
-        // A stored float16 weight read directly (no Cast) is not a float32 weight: its consumer computes in float16.
-        if (chain.Count == 0 && type != TensorProto.Types.DataType.Float) return null;
-        if (chain.Count > 0 && chain[^1].OpType != "Cast" && type != TensorProto.Types.DataType.Float) return null;
-        return new FloatWeight(value, tensor, data.Shape.ToArray(), values, chain);
+        return new FloatWeight(value, tensor, data.Shape.ToArray(), values, chain) { IsFloat32 = type == TensorProto.Types.DataType.Float };
     }
 }
 

@@ -9,9 +9,12 @@ internal sealed class NodeSelection
     private readonly Regex[] _include, _exclude;
     private readonly QuantizationOptions _options;
 
-    public NodeSelection(QuantizationOptions options)
+    private readonly IReadOnlySet<string> _keepFloat;
+
+    public NodeSelection(QuantizationOptions options, IReadOnlySet<string>? keepFloat = null)
     {
         _options = options;
+        _keepFloat = keepFloat ?? new HashSet<string>();
         _include = options.IncludeNodes.Select(Glob).ToArray();
         _exclude = options.ExcludeNodes.Select(Glob).ToArray();
     }
@@ -19,6 +22,7 @@ internal sealed class NodeSelection
     /// <summary>Why <paramref name="node"/> stays float by the options, or null if the options allow it.</summary>
     public string? Refuse(NodeProto node)
     {
+        if (_keepFloat.Contains(QuantizationContext.Label(node))) return "kept float to meet the accuracy target";
         if (_options.ExcludeOpTypes.Contains(node.OpType)) return "excluded by op type";
         if (_options.IncludeOpTypes.Count > 0 && !_options.IncludeOpTypes.Contains(node.OpType)) return "op type not included";
         if (_exclude.Any(r => r.IsMatch(node.Name))) return "excluded by name";

@@ -1,0 +1,182 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Quantize.Core.Evaluation;
+using Quantize.Kernels.Models.Onnx;
+using Quantize.Kernels.Runtime;
+
+namespace Quantize.Core.Quantization;
+
+/// <summary>Samples of model inputs, enumerable more than once (calibration, evaluation, the accuracy target loop).</summary>
+public delegate IEnumerable<IReadOnlyDictionary<string, Tensor>> SampleSource();
+
+/// <summary>
+/// The ONNX quantizer: applies a mode to a copy of the model, measures accuracy when it has samples, keeps the most
+/// damaging layers float until an accuracy target holds, and records provenance in the model's metadata.
+/// </summary>
+public static class Quantizer
+{
+    /// <summary>Metadata keys written into every quantized model.</summary>
+    public const string ToolKey = "quantize.tool", ModeKey = "quantize.mode", OptionsKey = "quantize.options", SourceKey = "quantize.source_sha256";
+
+    /// <summary>Quantizes a copy of <paramref name="source"/> (never changed).</summary>
+    /// <param name="source">The float model.</param>
+    /// <param name="options">The options; validated first.</param>
+    /// <param name="calibration">Samples for activation statistics (static ranges; dynamic-mode smoothing); may be null.</param>
+    /// <param name="evaluation">Samples to measure accuracy on; null means the calibration samples (or none).</param>
+    /// <param name="sourceSha256">The source file's SHA-256 (lowercase hex); computed from the model's bytes when null.</param>
+    /// <exception cref="ArgumentException">Bad options, or a mode that needs data without it.</exception>
+    public static QuantizationResult Quantize(OnnxModel source, QuantizationOptions options, SampleSource? calibration = null, SampleSource? evaluation = null,
+        string? sourceSha256 = null)
+    {
+        options.Validate();
+        sourceSha256 ??= Convert.ToHexStringLower(SHA256.HashData(source.ToByteArray()));
+        evaluation ??= calibration;
+        var statistics = Measure(source, options, calibration);
+        var keepFloat = new List<string>();
+        var result = Apply(source, options, statistics, keepFloat);
+        AccuracyReport? accuracy = null;
+        bool? met = null;
+        if (evaluation is not null || options.MinimumCosine is not null)
+        {
+            accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
+            if (options.MinimumCosine is double target)
+            {
+                var ranking = RankByDamage(source, result, accuracy);
+                foreach (string node in ranking)
+                {
+                    if (accuracy.WorstMeanCosine >= target) break;
+                    keepFloat.Add(node);
+                    result = Apply(source, options, statistics, keepFloat);
+                    accuracy = Evaluate(source, result.Model, evaluation, options, layers: false);
+                }
+                met = accuracy.WorstMeanCosine >= target;
+                if (accuracy.Layers is not null) accuracy = accuracy with { Layers = null };
+            }
+        }
+        Stamp(result.Model.Proto, options, sourceSha256);
+        return result with { Accuracy = accuracy, KeptFloatForAccuracy = keepFloat, TargetMet = met, SourceSha256 = sourceSha256 };
+    }
+
+    /// <summary>
+    /// Quantizes the model file <paramref name="sourcePath"/> into <paramref name="outputPath"/>: written to a temporary
+    /// file and renamed, external data for large models, the source untouched.
+    /// </summary>
+    public static QuantizationResult QuantizeFile(string sourcePath, string outputPath, QuantizationOptions options, SampleSource? calibration = null,
+        SampleSource? evaluation = null)
+    {
+        if (Path.GetFullPath(sourcePath) == Path.GetFullPath(outputPath))
+            throw new ArgumentException($"{outputPath}: the output would overwrite the source model; choose another output path.");
+        string sha;
+        using (var stream = File.OpenRead(sourcePath)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
+        var result = Quantize(OnnxModel.Load(sourcePath), options, calibration, evaluation, sha);
+        result.Model.Save(outputPath);
+        return result;
+    }
+
+    /// <summary>What the mode needs from the calibration samples, measured once (the accuracy loop re-quantizes many times).</summary>
+    private sealed record Statistics(IReadOnlyDictionary<string, float[]>? ChannelMaxima);
+
+    private static Statistics Measure(OnnxModel source, QuantizationOptions options, SampleSource? calibration)
+    {
+        if (options.Mode == QuantizationMode.Dynamic && options.Smoothing > 0 && calibration is not null)
+            return new Statistics(ActivationSmoothing.MeasureChannels(source, options, calibration));
+        return new Statistics(null);
+    }
+
+    private static QuantizationResult Apply(OnnxModel source, QuantizationOptions options, Statistics statistics, IReadOnlyCollection<string> keepFloat)
+    {
+        var keep = keepFloat.ToHashSet(StringComparer.Ordinal);
+        if (statistics.ChannelMaxima is { } maxima) source = ActivationSmoothing.Apply(source, options, maxima, keep);
+        var context = new QuantizationContext(source, options, keep);
+        switch (options.Mode)
+        {
+            case QuantizationMode.Weights:
+                WeightOnlyQuantizer.Apply(context);
+                break;
+            case QuantizationMode.Dynamic:
+                DynamicQuantizer.Apply(context);
+                break;
+            default:
+                throw new ArgumentException($"{source.Source}: the {options.Mode.ToString().ToLowerInvariant()} mode is not available in this version; use weights or dynamic.");
+        }
+        return context.Finish();
+    }
+
+    private static AccuracyReport Evaluate(OnnxModel source, OnnxModel quantized, SampleSource? samples, QuantizationOptions options, bool layers) =>
+        AccuracyEvaluator.Compare(source, quantized, samples?.Invoke(), options.Threads, layers);
+
+    /// <summary>
+    /// Quantized nodes, most damaging first: the drop in cosine (against the float model) from a node's activation
+    /// input to its output, so that a node is not blamed for the error it was handed.
+    /// </summary>
+    private static List<string> RankByDamage(OnnxModel source, QuantizationResult result, AccuracyReport accuracy)
+    {
+        var cosine = (accuracy.Layers ?? []).Concat(accuracy.Outputs).GroupBy(l => l.Name).ToDictionary(g => g.Key, g => g.First().MeanCosine, StringComparer.Ordinal);
+        var byLabel = source.Graph.Node.GroupBy(QuantizationContext.Label).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        var damage = new List<(string Node, double Damage)>();
+        foreach (var decision in result.Decisions.Where(d => d.Quantized))
+        {
+            if (!byLabel.TryGetValue(decision.Node, out var node)) continue;
+            double output = cosine.GetValueOrDefault(node.Output[0], 1);
+            double input = node.OpType == "Gather" ? 1 : cosine.GetValueOrDefault(node.Input[0], 1);
+            damage.Add((decision.Node, input - output));
+        }
+        return damage.OrderByDescending(d => d.Damage).ThenBy(d => d.Node, StringComparer.Ordinal).Select(d => d.Node).ToList();
+    }
+
+    /// <summary>Provenance: the tool, the mode and options, and the source's hash, in metadata_props.</summary>
+    private static void Stamp(ModelProto model, QuantizationOptions options, string sourceSha256)
+    {
+        var version = typeof(Quantizer).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+        Set(model, ToolKey, $"Quantize.Build {version}");
+        Set(model, ModeKey, options.Mode.ToString().ToLowerInvariant());
+        Set(model, OptionsKey, OptionsJson(options));
+        Set(model, SourceKey, sourceSha256);
+    }
+
+    private static void Set(ModelProto model, string key, string value)
+    {
+        var entry = model.MetadataProps.FirstOrDefault(p => p.Key == key);
+        if (entry is null) model.MetadataProps.Add(new StringStringEntryProto { Key = key, Value = value });
+        else entry.Value = value;
+    }
+
+    /// <summary>The options as one JSON object, keys in a fixed order (so the output is byte-identical run to run). Threads are left out: they do not change the result.</summary>
+    public static string OptionsJson(QuantizationOptions options)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("mode", options.Mode.ToString().ToLowerInvariant());
+            json.WriteBoolean("perChannel", options.PerChannel);
+            json.WriteString("weightType", options.WeightType.ToString().ToLowerInvariant());
+            json.WriteString("activationType", options.ActivationType.ToString().ToLowerInvariant());
+            json.WriteBoolean("symmetricWeights", options.SymmetricWeights);
+            json.WriteBoolean("symmetricActivations", options.SymmetricActivations);
+            json.WriteBoolean("reduceRange", options.ReduceRange);
+            Strings(json, "includeNodes", options.IncludeNodes);
+            Strings(json, "excludeNodes", options.ExcludeNodes);
+            Strings(json, "includeOpTypes", options.IncludeOpTypes);
+            Strings(json, "excludeOpTypes", options.ExcludeOpTypes);
+            json.WriteNumber("minimumSize", options.MinimumSize);
+            json.WriteString("calibrationMethod", options.CalibrationMethod.ToString().ToLowerInvariant());
+            json.WriteNumber("percentile", options.Percentile);
+            json.WriteNumber("calibrationSamples", options.CalibrationSamples);
+            json.WriteNumber("int4BlockSize", options.Int4BlockSize);
+            json.WriteBoolean("int4Symmetric", options.Int4Symmetric);
+            json.WriteString("int4Format", options.Int4Format.ToString().ToLowerInvariant());
+            if (options.MinimumCosine is double c) json.WriteNumber("minimumCosine", c);
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void Strings(Utf8JsonWriter json, string name, IEnumerable<string> values)
+    {
+        json.WriteStartArray(name);
+        foreach (var v in values) json.WriteStringValue(v);
+        json.WriteEndArray();
+    }
+}
