@@ -16,6 +16,7 @@ internal sealed class QuantizationContext
     {
         Options = options;
         Proto = source.Proto.Clone();
+        UpgradeOpset();
         Model = new OnnxModel(Proto, source.Source, source.BaseDirectory);
         Weights = new ConstantWeights(Model);
         Names = new GraphNames(Proto.Graph);
@@ -45,6 +46,26 @@ internal sealed class QuantizationContext
     public Int8Weights Int8 { get; }
 
     public List<NodeDecision> Decisions { get; } = [];
+
+    /// <summary>Things worth telling the user that are not about one node (an opset upgrade, say).</summary>
+    public List<string> Notes { get; } = [];
+
+    /// <summary>
+    /// Raises an old opset to what the mode needs (per-axis DequantizeLinear: 13; DynamicQuantizeLinear: 11;
+    /// DequantizeLinear: 10), as ONNX Runtime's quantizer does, when that leaves every op's meaning unchanged.
+    /// </summary>
+    private void UpgradeOpset()
+    {
+        long before = OnnxBuild.DefaultOpset(Proto);
+        long minimum = Options.Mode == QuantizationMode.Weights ? 10 : 11;
+        long wanted = Options.PerChannel ? 13 : minimum;
+        if (before >= wanted) return;
+        string? refusal = OpsetUpgrade.TryUpgrade(Proto, wanted);
+        if (refusal is not null && wanted > minimum && before < minimum) refusal = OpsetUpgrade.TryUpgrade(Proto, minimum) is null ? null : refusal;
+        long after = OnnxBuild.DefaultOpset(Proto);
+        if (after > before) Notes.Add($"opset upgraded from {before} to {after} for the quantization ops (every op in the model means the same there)");
+        if (refusal is not null) Notes.Add(refusal);
+    }
 
     /// <summary>The node's name, or its first output when it has none.</summary>
     public static string Label(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;
@@ -82,6 +103,6 @@ internal sealed class QuantizationContext
     public QuantizationResult Finish()
     {
         DeadValues.Remove(Graph, _replacedWeights, _replacedChains);
-        return new QuantizationResult(Model, Decisions);
+        return new QuantizationResult(Model, Decisions) { Notes = Notes };
     }
 }

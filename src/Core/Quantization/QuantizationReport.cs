@@ -26,6 +26,9 @@ public sealed record QuantizationResult(Kernels.Models.Onnx.OnnxModel Model, IRe
     /// <summary>Whether the accuracy target holds (null when none was set).</summary>
     public bool? TargetMet { get; init; }
 
+    /// <summary>Notes about the whole model, such as an opset upgrade.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     /// <summary>SHA-256 of the source model, lowercase hex (also in the output's metadata).</summary>
     public string SourceSha256 { get; init; } = "";
 }

@@ -1,6 +1,6 @@
 using Microsoft.ML.OnnxRuntime;
 using Quantize.Core.Quantization;
-using Quantize.Kernels.Models;
+using Quantize.Core.Running;
 using Quantize.Kernels.Models.Onnx;
 using Quantize.Kernels.Runtime;
 using Quantize.Tests;
@@ -9,50 +9,109 @@ using Tensor = Quantize.Kernels.Runtime.Tensor;
 
 namespace Quantize.Core.Tests.Quantization;
 
-/// <summary>all-MiniLM-L6-v2 quantized in dynamic mode: ONNX Runtime and our runtime agree, and the embeddings stay as close to float as ORT's.</summary>
-public class RealModelQuantizationTests
+/// <summary>
+/// The quantizer on the real models: every output loads and runs in ONNX Runtime and ours, the two agree, and
+/// all-MiniLM-L6-v2 in dynamic mode meets the accuracy and size targets on sentences it was not calibrated on.
+/// </summary>
+public class RealModelQuantizationTests(ITestOutputHelper output)
 {
+    private static readonly string[] MiniLMInputs = ["input_ids", "attention_mask", "token_type_ids"];
+
     [Fact]
-    public void MiniLM_dynamic_runs_in_both_runtimes_and_keeps_sentence_embeddings()
+    public void MiniLM_dynamic_keeps_sentence_embeddings_within_target_at_a_quarter_of_the_size()
     {
         byte[] floatBytes = RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource);
-        var result = DynamicQuantizer.Quantize(OnnxModel.Load(floatBytes, "all-MiniLM-L6-v2.onnx"), new QuantizationOptions());
+        var source = OnnxModel.Load(floatBytes, "all-MiniLM-L6-v2.onnx");
+        var folders = Directory.GetDirectories(SharedData.Require("calibration/minilm")).Order(StringComparer.Ordinal).ToArray();
+        // Calibrate on the last 64 sentences; evaluate on the first 32, which the quantizer never saw.
+        var calibration = folders.Skip(32).ToArray();
+        var evaluation = folders.Take(32).ToArray();
+        var result = Quantizer.Quantize(source, new QuantizationOptions { Threads = 2 }, Samples(calibration));
         byte[] quantizedBytes = result.Model.ToByteArray();
-        Assert.True(result.QuantizedCount >= 36, $"{result.QuantizedCount} MatMuls quantized");
+        Assert.True(result.QuantizedCount >= 37, $"{result.QuantizedCount} nodes quantized");
+        Assert.Contains(result.Decisions, d => d.OpType == "Gather" && d.Quantized); // the word embeddings
 
         using var floatSession = ModelSession.Load(floatBytes, "float.onnx", new SessionOptions { Threads = 2 });
         using var ours = ModelSession.Load(quantizedBytes, "int8.onnx", new SessionOptions { Threads = 2 });
         using var ort = new InferenceSession(quantizedBytes);
-
         var cosines = new List<double>();
-        foreach (string folder in Directory.GetDirectories(SharedData.Require("calibration/minilm")).Order(StringComparer.Ordinal).Take(24))
+        foreach (string folder in evaluation)
         {
-            var feeds = new[] { "input_ids", "attention_mask", "token_type_ids" }.ToDictionary(n => n, n => Read(Path.Combine(folder, n + ".pb")));
+            var feeds = Read(folder);
             float[] reference = MeanPool(floatSession.Run(feeds)["last_hidden_state"]);
             var mine = ours.Run(feeds)["last_hidden_state"];
-            float[] theirs = RunOrt(ort, feeds);
-
-            // The runtimes round a few activations differently (ORT scales by a reciprocal), and a flipped int8
-            // value propagates; what must agree is the result, within what int8 rounding changes.
-            float[] pooledOrt = MeanPool(Tensor.Create(theirs, mine.Shape.ToArray()));
-            double agreement = Cosine(pooledOrt, MeanPool(mine));
-            double ortToFloat = Cosine(reference, pooledOrt), oursToFloat = Cosine(reference, MeanPool(mine));
-            Console.WriteLine($"{Path.GetFileName(folder)}: ours~ORT {agreement:F5}, ours~float {oursToFloat:F5}, ORT~float {ortToFloat:F5}");
+            float[] pooledOrt = MeanPool(Tensor.Create(RunOrt(ort, feeds), mine.Shape.ToArray()));
+            double agreement = Cosine(pooledOrt, MeanPool(mine)), toFloat = Cosine(reference, MeanPool(mine));
+            output.WriteLine($"{Path.GetFileName(folder)}: ours~float {toFloat:F5}, ORT~float {Cosine(reference, pooledOrt):F5}, ours~ORT {agreement:F5}");
             Assert.True(agreement >= 0.995, $"{Path.GetFileName(folder)}: ours and ORT agree only to cosine {agreement:F5}");
-            Assert.True(oursToFloat >= ortToFloat - 0.002, $"{Path.GetFileName(folder)}: ours {oursToFloat:F5} is further from float than ORT {ortToFloat:F5}");
-            cosines.Add(oursToFloat);
+            cosines.Add(toFloat);
         }
-        // ONNX Runtime's own pattern (per-column int8 weights) keeps the sentence embeddings at about 0.99; the
-        // quantizer issue's target (0.995 mean) needs more than this pattern.
-        Assert.True(cosines.Average() >= 0.99, $"mean cosine {cosines.Average():F4}");
-        Assert.True(cosines.Min() >= 0.98, $"worst cosine {cosines.Min():F4}");
+        double ratio = (double)quantizedBytes.Length / floatBytes.Length;
+        output.WriteLine($"mean cosine {cosines.Average():F5}, worst {cosines.Min():F5}, size {quantizedBytes.Length:N0} / {floatBytes.Length:N0} = {ratio:P1}");
+        Assert.True(cosines.Average() >= 0.995, $"mean cosine {cosines.Average():F5}");
+        Assert.True(cosines.Min() >= 0.99, $"worst cosine {cosines.Min():F5}");
+        Assert.True(ratio <= 0.27, $"size {ratio:P1} of float");
     }
 
-    private static Tensor Read(string path)
+    [Theory]
+    [InlineData(QuantizationMode.Weights)]
+    [InlineData(QuantizationMode.Dynamic)]
+    public void ResNet18_runs_in_both_runtimes_and_keeps_its_features(QuantizationMode mode)
+    {
+        var source = OnnxModel.Load(RealModels.ResNet18Path);
+        var images = Directory.GetDirectories(SharedData.Require("calibration/resnet18")).Order(StringComparer.Ordinal).Take(3).ToArray();
+        var result = Quantizer.Quantize(source, new QuantizationOptions { Mode = mode, Threads = 2 });
+        Assert.True(result.QuantizedCount >= 20, $"{result.QuantizedCount} quantized");
+        byte[] quantizedBytes = result.Model.ToByteArray();
+        using var floatSession = ModelSession.Create(source, new SessionOptions { Threads = 2 });
+        using var ours = ModelSession.Load(quantizedBytes, "resnet18.int8.onnx", new SessionOptions { Threads = 2 });
+        using var ort = new InferenceSession(quantizedBytes);
+        foreach (var image in images)
+        {
+            var input = InputData.Read(image, floatSession.Inputs)["Input247"];
+            float[] reference = floatSession.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
+            float[] mine = ours.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
+            using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
+            using var runOptions = new RunOptions();
+            using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
+            float[] theirs = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            double agreement = Cosine(theirs, mine), toFloat = Cosine(reference, mine);
+            output.WriteLine($"{mode} {Path.GetFileName(image)}: ours~float {toFloat:F5}, ours~ORT {agreement:F5}");
+            Assert.True(agreement >= 0.999, $"{Path.GetFileName(image)}: ours and ORT agree only to {agreement:F5}");
+            Assert.True(toFloat >= (mode == QuantizationMode.Weights ? 0.999 : 0.98), $"{Path.GetFileName(image)}: cosine to float {toFloat:F5}");
+        }
+    }
+
+    [Fact]
+    public void MiniLM_weights_mode_runs_in_both_runtimes()
+    {
+        byte[] floatBytes = RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource);
+        var result = Quantizer.Quantize(OnnxModel.Load(floatBytes, "all-MiniLM-L6-v2.onnx"), new QuantizationOptions { Mode = QuantizationMode.Weights });
+        byte[] quantizedBytes = result.Model.ToByteArray();
+        using var floatSession = ModelSession.Load(floatBytes, "float.onnx");
+        using var ours = ModelSession.Load(quantizedBytes, "int8.onnx");
+        using var ort = new InferenceSession(quantizedBytes);
+        foreach (string folder in Directory.GetDirectories(SharedData.Require("calibration/minilm")).Order(StringComparer.Ordinal).Take(4))
+        {
+            var feeds = Read(folder);
+            var mine = ours.Run(feeds)["last_hidden_state"];
+            double agreement = Cosine(RunOrt(ort, feeds), mine.ToArray<float>());
+            double toFloat = Cosine(MeanPool(floatSession.Run(feeds)["last_hidden_state"]), MeanPool(mine));
+            Assert.True(agreement >= 0.9999, $"{folder}: ours~ORT {agreement:F6}");
+            Assert.True(toFloat >= 0.999, $"{folder}: ours~float {toFloat:F6}");
+        }
+    }
+
+    private static SampleSource Samples(string[] folders) => () => folders.Select(f => (IReadOnlyDictionary<string, Tensor>)Read(f));
+
+    private static Dictionary<string, Tensor> Read(string folder)
     {
         var model = new OnnxModel(new ModelProto { Graph = new GraphProto() });
-        var data = model.ReadTensor(TensorProto.Parser.ParseFrom(File.ReadAllBytes(path)));
-        return Tensor.Create(data.ToArray<long>(), data.Shape.ToArray().Select(d => (int)d).ToArray());
+        return MiniLMInputs.ToDictionary(n => n, n =>
+        {
+            var data = model.ReadTensor(TensorProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(folder, n + ".pb"))));
+            return Tensor.Create(data.ToArray<long>(), data.Shape.ToArray().Select(d => (int)d).ToArray());
+        });
     }
 
     private static float[] RunOrt(InferenceSession session, Dictionary<string, Tensor> feeds)
@@ -84,15 +143,5 @@ public class RealModelQuantizationTests
         return pooled;
     }
 
-    private static double Cosine(float[] a, float[] b)
-    {
-        double dot = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            dot += (double)a[i] * b[i];
-            na += (double)a[i] * a[i];
-            nb += (double)b[i] * b[i];
-        }
-        return dot / Math.Sqrt(na * nb);
-    }
+    private static double Cosine(float[] a, float[] b) => TestGraphs.Cosine(a, b);
 }
