@@ -43,6 +43,10 @@ internal sealed class ConstantWeights
     {
         if (_cache.TryGetValue(value, out var cached)) return cached;
         var found = Resolve(value, 0);
+        // A stored float16/bfloat16/double tensor is a float32 weight only behind a Cast to float (the only Cast
+        // followed): read directly, or through Identity alone, its consumer computes in that type.
+        if (found is not null && found.Root.DataType != (int)TensorProto.Types.DataType.Float && !found.Chain.Any(n => n.OpType == "Cast"))
+            found = null;
         _cache[value] = found;
         return found;
     }
@@ -83,9 +87,6 @@ internal sealed class ConstantWeights
             TensorElementType.Float64 => Array.ConvertAll(data.ToArray<double>(), d => (float)d),
             _ => throw new InvalidOperationException($"unexpected element type {data.ElementType}"),
         };
-        // A stored float16 weight read directly (no Cast) is not a float32 weight: its consumer computes in float16.
-        if (chain.Count == 0 && type != TensorProto.Types.DataType.Float) return null;
-        if (chain.Count > 0 && chain[^1].OpType != "Cast" && type != TensorProto.Types.DataType.Float) return null;
         return new FloatWeight(value, tensor, data.Shape.ToArray(), values, chain);
     }
 }
