@@ -77,7 +77,7 @@ internal static class ActivationSmoothing
             {
                 // Dead channels (never active, or zero rows) keep s = 1.
                 s[i] = activation[i] > 0 && rowMax[i] > 0
-                    ? (float)Math.Clamp(Math.Pow(activation[i], options.Smoothing) / Math.Pow(rowMax[i], 1 - options.Smoothing), 1e-4, 1e4)
+                    ? (float)Math.Clamp(Math.Pow(activation[i], options.EffectiveSmoothing) / Math.Pow(rowMax[i], 1 - options.EffectiveSmoothing), 1e-4, 1e4)
                     : 1f;
                 inverse[i] = 1f / s[i];
             }

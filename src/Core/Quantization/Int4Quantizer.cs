@@ -23,14 +23,19 @@ public static class Int4Quantizer
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        var context = new QuantizationContext(source, options with { Mode = QuantizationMode.Int4 });
+        Apply(context);
+        return context.Finish();
+    }
 
-        var proto = source.Proto.Clone();
-        var model = new OnnxModel(proto, source.Source, source.BaseDirectory);
-        var graph = proto.Graph;
-        var weights = new ConstantWeights(model);
-        var selection = new NodeSelection(options);
-        var names = new GraphNames(graph);
-        long opset = OnnxBuild.DefaultOpset(proto);
+    internal static void Apply(QuantizationContext context)
+    {
+        var options = context.Options;
+        var proto = context.Proto;
+        var graph = context.Graph;
+        var weights = context.Weights;
+        var names = context.Names;
+        long opset = context.Opset;
         bool standard = options.Int4Format == Int4Format.DequantizeLinear;
 
         var decisions = new List<NodeDecision>();
@@ -48,7 +53,7 @@ public static class Int4Quantizer
             }
             string label = node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;
             var weight = weights.Find(node.Input[1]);
-            string? skip = selection.Refuse(node) ?? Refuse(weight, options) ?? (standard && opset < StandardInt4Opset
+            string? skip = context.RefuseByOptions(node) ?? Refuse(weight, options) ?? (standard && opset < StandardInt4Opset
                 ? $"standard int4 needs opset {StandardInt4Opset}; the model imports {opset}: use the MatMulNBits format"
                 : null);
             if (skip is not null)
@@ -89,7 +94,7 @@ public static class Int4Quantizer
         DeadValues.Remove(graph,
             replaced.Where(r => r.Chain.Count == 0 || r.Chain[0].OpType != "Constant").Select(r => r.Root.Name).Distinct(StringComparer.Ordinal),
             replaced.SelectMany(r => r.Chain).Distinct(ReferenceEqualityComparer.Instance).Cast<NodeProto>());
-        return new QuantizationResult(model, decisions);
+        context.Decisions.AddRange(decisions);
     }
 
     /// <summary>Why this weight stays float, or null if it can be quantized.</summary>

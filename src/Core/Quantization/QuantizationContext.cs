@@ -56,6 +56,7 @@ internal sealed class QuantizationContext
     /// </summary>
     private void UpgradeOpset()
     {
+        if (Options.Mode == QuantizationMode.Int4) return; // MatMulNBits is in its own domain; the standard form needs 21, not an upgrade
         long before = OnnxBuild.DefaultOpset(Proto);
         long minimum = Options.Mode == QuantizationMode.Weights ? 10 : 11;
         long wanted = Options.PerChannel ? 13 : minimum;

@@ -112,11 +112,15 @@ public sealed record QuantizationOptions
 
     /// <summary>
     /// Activation smoothing strength (SmoothQuant's alpha, 0 to 1; 0 turns it off). With calibration data, the dynamic
-    /// mode divides each MatMul input channel by s = max|x|^alpha / max|w|^(1-alpha) and multiplies the weight's row by
-    /// s: the same function, but activation outliers move into the weights, where per-channel scales absorb them.
-    /// Default 0.8 (measured best on all-MiniLM-L6-v2; docs/QUANTIZER.md).
+    /// and int4 modes divide each MatMul input channel by s = max|x|^alpha / max|w|^(1-alpha) and multiply the weight's
+    /// row by s: the same function, but activation outliers move into the weights (dynamic: where per-column scales
+    /// absorb them; int4: salient input channels get finer weight steps). Null means the mode's default, measured on
+    /// all-MiniLM-L6-v2 (docs/QUANTIZER.md): 0.8 for dynamic, 0.5 for int4.
     /// </summary>
-    public double Smoothing { get; init; } = 0.8;
+    public double? Smoothing { get; init; }
+
+    /// <summary>The smoothing strength in effect: <see cref="Smoothing"/>, or the mode's default.</summary>
+    public double EffectiveSmoothing => Smoothing ?? Mode switch { QuantizationMode.Dynamic => 0.8, QuantizationMode.Int4 => 0.5, _ => 0 };
 
     /// <summary>Threads for calibration and evaluation runs. Results do not depend on it. Default: the processor count.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
@@ -137,7 +141,7 @@ public sealed record QuantizationOptions
         if (MinimumSize < 0) throw new ArgumentException($"minimum size {MinimumSize} is negative.");
         if (CalibrationSamples < 0) throw new ArgumentException($"calibration sample limit {CalibrationSamples} is negative.");
         if (MinimumCosine is { } c && (c <= -1 || c > 1)) throw new ArgumentException($"minimum cosine {c} is not in (-1, 1].");
-        if (Smoothing is < 0 or > 1 || double.IsNaN(Smoothing)) throw new ArgumentException($"smoothing {Smoothing} is not in [0, 1].");
+        if (Smoothing is < 0 or > 1 || (Smoothing is double a && double.IsNaN(a))) throw new ArgumentException($"smoothing {Smoothing} is not in [0, 1].");
         if (Threads < 1) throw new ArgumentException($"threads {Threads} must be at least 1.");
     }
 }

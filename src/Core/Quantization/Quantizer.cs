@@ -78,7 +78,7 @@ public static class Quantizer
 
     private static Statistics Measure(OnnxModel source, QuantizationOptions options, SampleSource? calibration)
     {
-        if (options.Mode == QuantizationMode.Dynamic && options.Smoothing > 0 && calibration is not null)
+        if (options.Mode is QuantizationMode.Dynamic or QuantizationMode.Int4 && options.EffectiveSmoothing > 0 && calibration is not null)
             return new Statistics(ActivationSmoothing.MeasureChannels(source, options, calibration));
         return new Statistics(null);
     }
@@ -96,8 +96,11 @@ public static class Quantizer
             case QuantizationMode.Dynamic:
                 DynamicQuantizer.Apply(context);
                 break;
+            case QuantizationMode.Int4:
+                Int4Quantizer.Apply(context);
+                break;
             default:
-                throw new ArgumentException($"{source.Source}: the {options.Mode.ToString().ToLowerInvariant()} mode is not available in this version; use weights or dynamic.");
+                throw new ArgumentException($"{source.Source}: the {options.Mode.ToString().ToLowerInvariant()} mode is not available in this version; use weights, dynamic or int4.");
         }
         return context.Finish();
     }
@@ -164,6 +167,7 @@ public static class Quantizer
             json.WriteString("calibrationMethod", options.CalibrationMethod.ToString().ToLowerInvariant());
             json.WriteNumber("percentile", options.Percentile);
             json.WriteNumber("calibrationSamples", options.CalibrationSamples);
+            json.WriteNumber("smoothing", options.EffectiveSmoothing);
             json.WriteNumber("int4BlockSize", options.Int4BlockSize);
             json.WriteBoolean("int4Symmetric", options.Int4Symmetric);
             json.WriteString("int4Format", options.Int4Format.ToString().ToLowerInvariant());

