@@ -27,14 +27,17 @@ public static class QuantizeCli
 
     private const string Notes = """
         Examples:
+          dotnet quantize encoder.onnx -o encoder.int8.onnx --mode dynamic --data calibration/
+          dotnet quantize resnet.onnx --mode weights --report report.json
+          dotnet quantize encoder.onnx --mode int4 --int4-block-size 16 --data calibration/ --min-cosine 0.98
           dotnet quantize inspect model.onnx
           dotnet quantize inspect frozen_graph.pb --json > summary.json
           dotnet quantize bench encoder.int8.onnx --data samples/s000 --threads 2
 
         Exit codes:
           0  success
-          1  unexpected failure
-          2  usage error (unknown option, missing argument)
+          1  failure (including an accuracy target not met)
+          2  usage error (unknown option, missing argument, bad option value, wrong mode for the model)
           3  the model file is missing, unreadable or invalid
         """;
 
@@ -50,8 +53,10 @@ public static class QuantizeCli
             Description = "Show the stack trace of errors.",
             Recursive = true,
         };
-        var root = new RootCommand("Quantize.Build: build-time quantization of ONNX models and TensorFlow frozen graphs.");
+        var root = new RootCommand("Quantize.Build: build-time quantization of ONNX models and TensorFlow frozen graphs. "
+            + "With a MODEL, quantizes it (see the options); or run one of the commands.");
         root.Options.Add(verbose);
+        QuantizeCommand.Add(root, stdout, stderr);
         root.Subcommands.Add(InspectCommand(stdout));
         root.Subcommands.Add(BenchCommand(stdout));
         foreach (var option in root.Options)
@@ -87,6 +92,11 @@ public static class QuantizeCli
         {
             Report(stderr, e, showStack);
             return InvalidModel;
+        }
+        catch (UsageException e)
+        {
+            Report(stderr, e, showStack);
+            return UsageError;
         }
         catch (Exception e)
         {
@@ -176,12 +186,13 @@ public static class QuantizeCli
     /// <summary>One line on stderr (the message names the file), then the stack trace if asked for.</summary>
     private static void Report(TextWriter stderr, Exception e, bool showStack)
     {
-        string message = e is InvalidModelException or Kernels.Runtime.UnsupportedModelException or FileNotFoundException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+        string message = e is InvalidModelException or Kernels.Runtime.UnsupportedModelException or FileNotFoundException or DirectoryNotFoundException
+            or UsageException ? e.Message : $"{e.GetType().Name}: {e.Message}";
         stderr.WriteLine($"error: {OneLine(message)}");
         if (showStack) stderr.WriteLine(e.ToString());
     }
 
-    private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
+    internal static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
 
     /// <summary>The standard help, then examples and exit codes.</summary>
     private sealed class HelpWithNotes(HelpAction help) : SynchronousCommandLineAction

@@ -42,7 +42,8 @@ public static class DynamicQuantizer
                 : context.RefuseByOptions(node) ?? context.RefuseWeight(weight) ?? RefuseShape(node, weight!);
             if (refusal is not null)
             {
-                context.Keep(node, refusal);
+                // A Gather of anything but a float table (shapes, indices) is not a candidate at all.
+                if (node.OpType != "Gather" || weight is not null) context.Keep(node, refusal);
                 rewritten.Add(node);
                 continue;
             }

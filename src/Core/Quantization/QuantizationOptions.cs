@@ -106,7 +106,8 @@ public sealed record QuantizationOptions
 
     /// <summary>
     /// The accuracy target: the smallest acceptable cosine similarity between each float and quantized output on the
-    /// evaluation samples. When set, the most damaging layers are kept float, one at a time, until it holds.
+    /// evaluation samples (the mean over samples, for every output). When set, the most damaging layers are kept float,
+    /// one at a time, until it holds, giving up at most half of the quantized layers.
     /// </summary>
     public double? MinimumCosine { get; init; }
 

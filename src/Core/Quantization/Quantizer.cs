@@ -41,8 +41,10 @@ public static class Quantizer
             accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
             if (options.MinimumCosine is double target)
             {
+                // Giving up more than half the quantized layers is not the quantization that was asked for: stop there.
                 var ranking = RankByDamage(source, result, accuracy);
-                foreach (string node in ranking)
+                int limit = (result.QuantizedCount + 1) / 2;
+                foreach (string node in ranking.Take(limit))
                 {
                     if (accuracy.WorstMeanCosine >= target) break;
                     keepFloat.Add(node);
@@ -61,16 +63,29 @@ public static class Quantizer
     /// Quantizes the model file <paramref name="sourcePath"/> into <paramref name="outputPath"/>: written to a temporary
     /// file and renamed, external data for large models, the source untouched.
     /// </summary>
-    public static QuantizationResult QuantizeFile(string sourcePath, string outputPath, QuantizationOptions options, SampleSource? calibration = null,
+    /// <returns>The result with the file sizes and the time taken.</returns>
+    public static QuantizationSummary QuantizeFile(string sourcePath, string outputPath, QuantizationOptions options, SampleSource? calibration = null,
         SampleSource? evaluation = null)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         if (Path.GetFullPath(sourcePath) == Path.GetFullPath(outputPath))
             throw new ArgumentException($"{outputPath}: the output would overwrite the source model; choose another output path.");
         string sha;
         using (var stream = File.OpenRead(sourcePath)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
-        var result = Quantize(OnnxModel.Load(sourcePath), options, calibration, evaluation, sha);
+        var source = OnnxModel.Load(sourcePath);
+        var result = Quantize(source, options, calibration, evaluation, sha);
+        string? folder = Path.GetDirectoryName(Path.GetFullPath(outputPath));
+        if (folder is not null) Directory.CreateDirectory(folder);
         result.Model.Save(outputPath);
-        return result;
+        return new QuantizationSummary(sourcePath, outputPath, options, result, StoredBytes(source, sourcePath), StoredBytes(OnnxModel.Load(outputPath), outputPath), clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>A model file's size with the external data files it refers to.</summary>
+    private static long StoredBytes(OnnxModel model, string path)
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        var external = model.Graph.Initializer.SelectMany(t => t.ExternalData).Where(e => e.Key == "location").Select(e => e.Value).Distinct(StringComparer.Ordinal);
+        return new FileInfo(path).Length + external.Select(location => new FileInfo(Path.Combine(folder, location))).Where(f => f.Exists).Sum(f => f.Length);
     }
 
     /// <summary>What the mode needs from the calibration samples, measured once (the accuracy loop re-quantizes many times).</summary>

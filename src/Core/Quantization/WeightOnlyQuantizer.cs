@@ -28,7 +28,8 @@ internal static class WeightOnlyQuantizer
                 refusal = "only row lookups (axis 0) in a 2-D table are quantized";
             if (refusal is not null)
             {
-                context.Keep(node, refusal);
+                // A Gather of anything but a float table (shapes, indices) is not a candidate at all.
+                if (node.OpType != "Gather" || weight is not null) context.Keep(node, refusal);
                 rewritten.Add(node);
                 continue;
             }

@@ -43,7 +43,10 @@ public class QuantizerTests
             byte[] before = File.ReadAllBytes(sourcePath);
             Directory.CreateDirectory(Path.GetDirectoryName(outputPath)!);
 
-            var result = Quantizer.QuantizeFile(sourcePath, outputPath, new QuantizationOptions { Mode = QuantizationMode.Weights });
+            var summary = Quantizer.QuantizeFile(sourcePath, outputPath, new QuantizationOptions { Mode = QuantizationMode.Weights });
+            var result = summary.Result;
+            Assert.Equal(before.Length, summary.SourceBytes);
+            Assert.Equal(new FileInfo(outputPath).Length, summary.OutputBytes);
             Assert.Equal(before, File.ReadAllBytes(sourcePath));
             Assert.Equal(2, result.QuantizedCount);
             Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(before)), result.SourceSha256);
