@@ -1,4 +1,5 @@
 using Quantize.Core.Quantization;
+using Quantize.Kernels.Models;
 using Quantize.Kernels.Models.Onnx;
 using Quantize.Kernels.Runtime;
 
@@ -89,7 +90,7 @@ public static class Calibrator
             }
             foreach (var name in names)
             {
-                if (values[name].ElementType is not (Kernels.Models.TensorElementType.Float32 or Kernels.Models.TensorElementType.Float64 or Kernels.Models.TensorElementType.Float16))
+                if (values[name].ElementType is not (TensorElementType.Float32 or TensorElementType.Float64 or TensorElementType.Float16))
                     throw new ArgumentException($"{model.Source}: value '{name}' is {values[name]}; only float values have ranges to calibrate.", nameof(valueNames));
             }
             // Each value's statistics are its own, so updating them in parallel is deterministic.
