@@ -21,7 +21,7 @@ namespace Quantize.Core.Calibration;
 /// </remarks>
 public sealed class TensorStatistics
 {
-    /// <summary>The default number of bins per sign (2048, as TensorRT's and ONNX Runtime's histograms).</summary>
+    /// <summary>The default number of bins per sign: 2048, as TensorRT's entropy calibration and ONNX Runtime's percentile calibration use.</summary>
     public const int DefaultBinCount = 2048;
 
     /// <summary>The smallest bin width's exponent: below any float's resolution at the bin counts used.</summary>
