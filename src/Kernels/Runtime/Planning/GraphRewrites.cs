@@ -26,9 +26,9 @@ internal static class GraphRewrites
 
     /// <summary>
     /// Rewrites that read constants (folding them into new ones, or matching on their values), applied first:
-    /// BatchNormalization folding, then the QDQ fusions (integer Conv/MatMul/Gemm on 8-bit activations).
+    /// BatchNormalization folding, then the QDQ fusions (integer Conv/MatMul/Gemm, and MaxPool/Add, on 8-bit activations).
     /// </summary>
-    internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding(), new QdqLinearFusion()];
+    internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding(), new QdqLinearFusion(), new QdqElementwiseFusion()];
 
     public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes, Dictionary<string, Tensor> constants)
     {
