@@ -2,7 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Quantize.Kernels.Models;
-using Quantize.Kernels.Quantization;
 
 namespace Quantize.Kernels.Runtime.Operators;
 
@@ -97,57 +96,5 @@ internal sealed class QuantizedMaxPool(WindowAttributes window, TensorElementTyp
                 }
             }
         }
-    }
-}
-
-/// <summary>The per-tensor quantization inputs of the fused elementwise QDQ nodes.</summary>
-internal static class ElementwiseQdq
-{
-    /// <summary>The constant scale at <paramref name="index"/> and the zero point after it (type null when absent).</summary>
-    public static (float Scale, int ZeroPoint, TensorElementType? Type) Read(OperatorBuildContext context, int index)
-    {
-        var scale = context.TakeConstantInput(index) ?? throw context.Unsupported("the scales must be constant");
-        if (scale.ElementType != TensorElementType.Float32 || scale.Length != 1) throw context.Unsupported("the scales must be one float32 each");
-        if (!context.HasInput(index + 1)) return (scale.ToArray<float>()[0], 0, null);
-        var zp = context.TakeConstantInput(index + 1) ?? throw context.Unsupported("the zero points must be constant");
-        if (zp.Length != 1 || zp.ElementType is not (TensorElementType.UInt8 or TensorElementType.Int8)) throw context.Unsupported("the zero points must be one 8-bit value each");
-        return (scale.ToArray<float>()[0], QuantizationInputs.ZeroPoints(zp, context.Label)[0], zp.ElementType);
-    }
-
-    /// <summary>The output type a QuantizeLinear without a zero point writes: its output_dtype, or uint8.</summary>
-    public static TensorElementType OutputType(OperatorBuildContext context)
-    {
-        long dtype = context.Int("output_dtype", 0);
-        var type = dtype == 0 ? TensorElementType.UInt8 : Models.Onnx.OnnxElementTypes.ToElementType((int)dtype);
-        if (type is not (TensorElementType.UInt8 or TensorElementType.Int8)) throw context.Unsupported($"a {type.DisplayName()} output (8-bit only)");
-        return type;
-    }
-
-    public static void CheckInput(Tensor x, TensorElementType? expected, string node)
-    {
-        if (x.ElementType is not (TensorElementType.UInt8 or TensorElementType.Int8) || (expected is { } type && x.ElementType != type))
-            throw new InvalidOperationException($"{node}: the input is {x.ElementType.DisplayName()}, but its zero point is {expected?.DisplayName() ?? "8-bit"}.");
-    }
-
-    /// <summary>For each stored byte v: QuantizeLinear(DequantizeLinear(v)) as ONNX computes them, as a stored byte.</summary>
-    public static byte[] Requantization(float scale, int zeroPoint, bool signed, float outputScale, int outputZeroPoint, TensorElementType outputType)
-    {
-        var range = QuantizedRange.Of(outputType);
-        var table = new byte[256];
-        for (int raw = 0; raw < 256; raw++)
-        {
-            float value = DequantizeLinear.DequantizeScalar(signed ? (sbyte)raw : raw, scale, zeroPoint);
-            table[raw] = (byte)QuantizeLinear.QuantizeScalar(value, outputScale, outputZeroPoint, range.Min, range.Max);
-        }
-        return table;
-    }
-
-    public static bool IsIdentity(byte[] table)
-    {
-        for (int i = 0; i < table.Length; i++)
-        {
-            if (table[i] != i) return false;
-        }
-        return true;
     }
 }

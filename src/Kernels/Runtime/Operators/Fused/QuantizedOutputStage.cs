@@ -38,9 +38,6 @@ internal sealed class QuantizedOutputStage
     /// <summary>UInt8 or Int8 for a requantized output, Float32 otherwise.</summary>
     public TensorElementType OutputType { get; }
 
-    /// <summary>Output channels.</summary>
-    public int Channels => _scale.Length;
-
     /// <summary>A stage writing 8-bit values of <paramref name="type"/> with scale <paramref name="outputScale"/> and zero point <paramref name="zeroPoint"/>.</summary>
     /// <param name="type">UInt8 or Int8.</param>
     /// <param name="realScale">Per channel, <c>sx x sw[m]</c> (x alpha), the real value of one unit of the accumulator.</param>

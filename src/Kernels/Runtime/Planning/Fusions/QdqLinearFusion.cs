@@ -55,7 +55,7 @@ internal sealed class QdqLinearFusion : IConstantRewrite
         int channelAxis;
         switch (node.OpType)
         {
-            case "Conv" when weight.Rank >= 3: channelAxis = 0; break;
+            case "Conv" when weight.Rank is >= 3 and <= 5: channelAxis = 0; break;
             case "MatMul" when weight.Rank == 2: channelAxis = 1; break;
             case "Gemm" when weight.Rank == 2 && QdqPatterns.Int(node, "transA", 0) == 0: channelAxis = transB ? 0 : 1; break;
             default: return null;
