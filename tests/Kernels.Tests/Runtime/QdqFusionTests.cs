@@ -29,6 +29,7 @@ public class QdqFusionTests
         new("int8 activations, 3x3 stride 2", [1, 16, 14, 14], [32, 16, 3, 3], 1, [2, 2], [1, 1, 0, 0], [1, 1], SignedX: true, Bias: Bias.Int32NoZeroPoint, OutputZeroPoint: -10),
         new("uint8 weights with zero points", [1, 5, 8, 8], [6, 5, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], UnsignedWeights: true),
         new("1-D", [2, 4, 19], [6, 4, 3], 1, [2], [1, 1], [1]),
+        new("3-D, per-tensor weights with a per-tensor int32 bias", [1, 3, 5, 6, 7], [4, 3, 2, 3, 2], 1, [1, 2, 1], [1, 0, 1, 0, 1, 1], [2, 1, 1], PerChannel: false),
         new("float output (a last layer)", [1, 8, 10, 9], [16, 8, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], Activation: Activation.Relu, QuantizedOutput: false),
         new("large enough for parallel chunks", [1, 32, 40, 40], [32, 32, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1], Activation: Activation.Relu),
     ];
@@ -128,6 +129,32 @@ public class QdqFusionTests
             QdqOracle.Compare(Model(quantized: true), Uniform(random, shape.Aggregate(1, (p, d) => p * d)), shape, [op], floatTolerance: 1e-5,
                 oracleModel: Model(quantized: false));
         }
+    }
+
+    [Fact]
+    public void A_weight_quantized_along_the_inner_axis_is_not_fused_and_runs_in_float()
+    {
+        // Scales along K cannot be applied after the integer sum, so the weights are dequantized at load instead. The
+        // oracle is ONNX Runtime on the same graph with the weights dequantized here, (w - zw) x sw[k] in float32.
+        var random = new Random(31);
+        int[] shape = [4, 24];
+        int[] w = Int8Values(random, 24 * 24);
+        float[] sw = Scales(random, 24, 0.01f);
+        byte[] Model(bool quantized)
+        {
+            var b = new QdqModelBuilder();
+            b.Input("X", DataType.Float, 4, 24);
+            b.Output("Y", DataType.Uint8);
+            var (_, x) = b.QuantizeDequantize("X", 1 / 127.5f, 128, signed: false);
+            string weights = quantized
+                ? b.Weights([24, 24], w, sw, null, signed: true, axis: 0)
+                : b.Floats("w", [24, 24], w.Select((v, i) => v * sw[i / 24]).ToArray());
+            b.Node("MatMul", [x, weights], "y");
+            b.Node("QuantizeLinear", ["y", b.Scalar("y_scale", 0.05f), b.ZeroPoint("y_zp", 128, false)], "Y");
+            return b.Build();
+        }
+        QdqOracle.Compare(Model(quantized: true), Uniform(random, 4 * 24), shape, ["QuantizeLinear", "DequantizeLinear", "MatMul", "QuantizeLinear"],
+            oracleModel: Model(quantized: false));
     }
 
     [Fact]
