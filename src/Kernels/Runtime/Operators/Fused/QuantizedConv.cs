@@ -83,6 +83,7 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
     {
         int inSize = g.InputSize, pixels = g.OutputSize, channelsPerGroup = channels / group, outputsPerGroup = outputs / group;
         int depth = g.KernelSize * channelsPerGroup;
+        if (pixels == 0 || batch == 0 || outputsPerGroup == 0) return;
         // A 1x1 window with unit strides and no padding reads the NHWC image itself as the patch matrix.
         bool pointwise = group == 1 && g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0) && g.PadEnd.All(p => p == 0);
         var (chunks, rowsPerChunk, parallel) = ConvolutionLowering.Chunking(pixels, depth, threads);
