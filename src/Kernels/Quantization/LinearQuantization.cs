@@ -109,9 +109,19 @@ public static class LinearQuantization
                 RunDequantize<ushort, UInt16Storage>(MemoryMarshal.Cast<byte, ushort>(x), scales, zeroPoints, destination, layout);
                 break;
             case TensorElementType.Int32:
-                if (scales.Length != 1) throw new ArgumentException("int32 DequantizeLinear takes one scale.", nameof(scales));
-                DequantizeLinear.Dequantize(MemoryMarshal.Cast<byte, int>(x), scales[0], zeroPoints.IsEmpty ? 0 : zeroPoints[0], destination);
+            {
+                // Per-axis too: quantized biases carry one scale per output channel (x_scale x w_scale[m]).
+                var values = MemoryMarshal.Cast<byte, int>(x);
+                foreach (var run in layout.Runs())
+                {
+                    for (int i = 0; i < run.Length; i++)
+                    {
+                        int p = run.Parameter + (run.Elementwise ? i : 0);
+                        destination[run.Start + i] = DequantizeLinear.DequantizeScalar(values[run.Start + i], scales[p], zeroPoints.IsEmpty ? 0 : zeroPoints[p]);
+                    }
+                }
                 break;
+            }
             default:
                 throw new ArgumentException($"DequantizeLinear from {type.DisplayName()} is not supported.", nameof(type));
         }

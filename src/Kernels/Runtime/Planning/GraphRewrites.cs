@@ -24,8 +24,11 @@ internal static class GraphRewrites
     /// <summary>Registered rewrites. Each one leaves the graph valid and the outputs equal within float rounding.</summary>
     internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion(), new MatMulAddFusion()];
 
-    /// <summary>Rewrites that fold constants into new ones, applied first.</summary>
-    internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding()];
+    /// <summary>
+    /// Rewrites that read constants (folding them into new ones, or matching on their values), applied first:
+    /// BatchNormalization folding, then the QDQ fusions (integer Conv/MatMul/Gemm, and MaxPool/Add, on 8-bit activations).
+    /// </summary>
+    internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding(), new QdqLinearFusion(), new QdqElementwiseFusion()];
 
     public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes, Dictionary<string, Tensor> constants)
     {

@@ -1,0 +1,156 @@
+using System.Runtime.CompilerServices;
+using Quantize.Kernels.Gemm;
+
+namespace Quantize.Kernels.Runtime.Operators;
+
+/// <summary>
+/// <see cref="ConvolutionLowering"/> for 8-bit images: NHWC transposes, patch rows (taps outer, channels inner)
+/// whose padded taps hold the input's zero point (so they add nothing to <c>sum (x - zx)(w - zw)</c>), and the
+/// weights packed for <see cref="Int8Gemm"/> in the same tap-major order.
+/// </summary>
+internal static class ByteConvolutionLowering
+{
+    /// <summary>
+    /// Packs group <paramref name="group"/> of 8-bit Conv weights W [M, Cg, taps] as the GEMM's B: K = taps x Cg
+    /// (tap-major, as <see cref="BuildPatches"/> lays out a row), Mg columns, with the group's zero points.
+    /// </summary>
+    public static PackedInt8Matrix PackWeights(ReadOnlySpan<byte> w, bool signed, int group, int outputsPerGroup, int channelsPerGroup, int taps, int[] zeroPoints)
+    {
+        int k = taps * channelsPerGroup;
+        var rows = new byte[outputsPerGroup * k];
+        for (int m = 0; m < outputsPerGroup; m++)
+        {
+            var source = w.Slice((group * outputsPerGroup + m) * k, k);
+            var target = rows.AsSpan(m * k, k);
+            for (int c = 0; c < channelsPerGroup; c++)
+            {
+                for (int t = 0; t < taps; t++) target[t * channelsPerGroup + c] = source[c * taps + t];
+            }
+        }
+        int[] zps = zeroPoints.Length switch
+        {
+            0 => [0],
+            1 => [zeroPoints[0]],
+            _ => zeroPoints.AsSpan(group * outputsPerGroup, outputsPerGroup).ToArray(),
+        };
+        return signed
+            ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(rows), k, outputsPerGroup, zps, transposed: true)
+            : PackedInt8Matrix.Pack(rows, k, outputsPerGroup, zps, transposed: true);
+    }
+
+    /// <summary>Writes <paramref name="source"/> (rows x columns bytes) transposed into <paramref name="target"/> (columns x rows, row stride <paramref name="targetStride"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Transpose(ReadOnlySpan<byte> source, int rows, int columns, Span<byte> target, int targetStride)
+    {
+        const int Tile = 32;
+        for (int r0 = 0; r0 < rows; r0 += Tile)
+        {
+            int r1 = Math.Min(rows, r0 + Tile);
+            for (int c0 = 0; c0 < columns; c0 += Tile)
+            {
+                int c1 = Math.Min(columns, c0 + Tile);
+                for (int c = c0; c < c1; c++)
+                {
+                    var row = target.Slice(c * targetStride);
+                    for (int r = r0; r < r1; r++) row[r] = source[r * columns + c];
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rows <c>[first, first + count)</c> of the patch matrix of an NHWC byte image: for output pixel p, for each kernel tap,
+    /// the <paramref name="channels"/> values at <paramref name="channelOffset"/> under that tap, or <paramref name="padding"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void BuildPatches(WindowGeometry g, ReadOnlySpan<byte> nhwc, int imageChannels, int channelOffset, int channels, int first, int count, byte padding, Span<byte> patches)
+    {
+        int outH = g.Output[1], outW = g.Output[2];
+        int inH = g.Input[1], inW = g.Input[2], inD = g.Input[0];
+        int k = g.KernelSize * channels, kernelW = g.Kernel[2];
+        bool whole = channels == imageChannels && g.Dilation[2] == 1;
+        for (int p = first; p < first + count; p++)
+        {
+            int ow = p % outW, oh = p / outW % outH, od = p / (outW * outH);
+            var row = patches.Slice((p - first) * k, k);
+            int d0 = od * g.Stride[0] - g.PadBegin[0], h0 = oh * g.Stride[1] - g.PadBegin[1], w0 = ow * g.Stride[2] - g.PadBegin[2];
+            int t = 0;
+            for (int kd = 0; kd < g.Kernel[0]; kd++)
+            {
+                int id = d0 + kd * g.Dilation[0];
+                bool dIn = (uint)id < (uint)inD;
+                for (int kh = 0; kh < g.Kernel[1]; kh++)
+                {
+                    int ih = h0 + kh * g.Dilation[1];
+                    bool hIn = dIn && (uint)ih < (uint)inH;
+                    int line = (id * inH + ih) * inW;
+                    if (whole && hIn && w0 >= 0 && w0 + kernelW <= inW)
+                    {
+                        // Every channel of adjacent taps: the kernel row is one contiguous run of the NHWC image.
+                        nhwc.Slice((line + w0) * imageChannels, kernelW * channels).CopyTo(row.Slice(t, kernelW * channels));
+                        t += kernelW * channels;
+                        continue;
+                    }
+                    for (int kw = 0; kw < g.Kernel[2]; kw++, t += channels)
+                    {
+                        int iw = w0 + kw * g.Dilation[2];
+                        var target = row.Slice(t, channels);
+                        if (hIn && (uint)iw < (uint)inW)
+                        {
+                            var source = nhwc.Slice((line + iw) * imageChannels + channelOffset, channels);
+                            if (channels >= 16) source.CopyTo(target);
+                            else for (int c = 0; c < channels; c++) target[c] = source[c];
+                        }
+                        else
+                        {
+                            target.Fill(padding);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One depthwise plane: <c>acc[o] = sum over the window's taps inside the image of (x - zx)(w[t] - zw)</c>
+    /// (taps in the padding would add <c>(zx - zx) x ...</c> = 0, so they are skipped).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void DepthwisePlane(WindowGeometry g, ReadOnlySpan<byte> source, bool signed, int zeroPoint, ReadOnlySpan<int> kernel, Span<int> acc)
+    {
+        int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
+        int kH = g.Kernel[1], kW = g.Kernel[2];
+        int o = 0;
+        for (int od = 0; od < outD; od++)
+        {
+            int fd = g.FirstTap[0][od], ed = g.EndTap[0][od];
+            int d0 = od * g.Stride[0] - g.PadBegin[0];
+            for (int oh = 0; oh < outH; oh++)
+            {
+                int fh = g.FirstTap[1][oh], eh = g.EndTap[1][oh];
+                int h0 = oh * g.Stride[1] - g.PadBegin[1];
+                for (int ow = 0; ow < outW; ow++, o++)
+                {
+                    int fw = g.FirstTap[2][ow], ew = g.EndTap[2][ow];
+                    int w0 = ow * g.Stride[2] - g.PadBegin[2];
+                    int sum = 0;
+                    for (int kd = fd; kd < ed; kd++)
+                    {
+                        int id = d0 + kd * g.Dilation[0];
+                        for (int kh = fh; kh < eh; kh++)
+                        {
+                            int line = (id * inH + h0 + kh * g.Dilation[1]) * inW + w0;
+                            int tap = (kd * kH + kh) * kW;
+                            for (int kw = fw; kw < ew; kw++)
+                            {
+                                byte raw = source[line + kw * g.Dilation[2]];
+                                sum += ((signed ? (sbyte)raw : raw) - zeroPoint) * kernel[tap + kw];
+                            }
+                        }
+                    }
+                    acc[o] = sum;
+                }
+            }
+        }
+    }
+}
