@@ -6,6 +6,18 @@ using Quantize.Kernels.Runtime;
 
 namespace Quantize.Core.Quantization;
 
+/// <summary>Where a quantization is: the stage (calibrating, quantizing, evaluating, keeping a layer float) and, when counted, how far.</summary>
+/// <param name="Stage">What is being done, in a few words.</param>
+/// <param name="Completed">Units done in this stage (samples, layers).</param>
+/// <param name="Total">Units in this stage, when known.</param>
+public readonly record struct QuantizationProgress(string Stage, int Completed, int? Total);
+
+/// <summary>An <see cref="IProgress{T}"/> that calls back on the reporting thread (<see cref="Progress{T}"/> posts to a context).</summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
+
 /// <summary>Samples of model inputs, enumerable more than once (calibration, evaluation, the accuracy target loop).</summary>
 public delegate IEnumerable<IReadOnlyDictionary<string, Tensor>> SampleSource();
 
@@ -24,20 +36,23 @@ public static class Quantizer
     /// <param name="calibration">Samples for activation statistics (static ranges; dynamic-mode smoothing); may be null.</param>
     /// <param name="evaluation">Samples to measure accuracy on; null means the calibration samples (or none).</param>
     /// <param name="sourceSha256">The source file's SHA-256 (lowercase hex); computed from the model's bytes when null.</param>
+    /// <param name="progress">Told when a stage starts and after each calibration sample, on the calling thread.</param>
     /// <exception cref="ArgumentException">Bad options, or a mode that needs data without it.</exception>
     public static QuantizationResult Quantize(OnnxModel source, QuantizationOptions options, SampleSource? calibration = null, SampleSource? evaluation = null,
-        string? sourceSha256 = null)
+        string? sourceSha256 = null, IProgress<QuantizationProgress>? progress = null)
     {
         options.Validate();
         sourceSha256 ??= Convert.ToHexStringLower(SHA256.HashData(source.ToByteArray()));
         evaluation ??= calibration;
-        var statistics = Measure(source, options, calibration);
+        var statistics = Measure(source, options, calibration, progress);
         var keepFloat = new List<string>();
+        progress?.Report(new QuantizationProgress("quantizing", 0, null));
         var result = Apply(source, options, statistics, keepFloat);
         AccuracyReport? accuracy = null;
         bool? met = null;
         if (evaluation is not null || options.MinimumCosine is not null)
         {
+            progress?.Report(new QuantizationProgress("evaluating", 0, null));
             accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
             if (options.MinimumCosine is double target)
             {
@@ -48,6 +63,7 @@ public static class Quantizer
                 {
                     if (accuracy.WorstMeanCosine >= target) break;
                     keepFloat.Add(node);
+                    progress?.Report(new QuantizationProgress($"keeping {node} float", keepFloat.Count, limit));
                     result = Apply(source, options, statistics, keepFloat);
                     accuracy = Evaluate(source, result.Model, evaluation, options, layers: false);
                 }
@@ -64,8 +80,14 @@ public static class Quantizer
     /// file and renamed, external data for large models, the source untouched.
     /// </summary>
     /// <returns>The result with the file sizes and the time taken.</returns>
+    /// <param name="sourcePath">The float model file.</param>
+    /// <param name="outputPath">Where the quantized model goes (not the source).</param>
+    /// <param name="options">The options; validated first.</param>
+    /// <param name="calibration">Samples for activation statistics; may be null.</param>
+    /// <param name="evaluation">Samples to measure accuracy on; null means the calibration samples (or none).</param>
+    /// <param name="progress">Told when a stage starts and after each calibration sample, on the calling thread.</param>
     public static QuantizationSummary QuantizeFile(string sourcePath, string outputPath, QuantizationOptions options, SampleSource? calibration = null,
-        SampleSource? evaluation = null)
+        SampleSource? evaluation = null, IProgress<QuantizationProgress>? progress = null)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         if (Path.GetFullPath(sourcePath) == Path.GetFullPath(outputPath))
@@ -73,7 +95,7 @@ public static class Quantizer
         string sha;
         using (var stream = File.OpenRead(sourcePath)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
         var source = OnnxModel.Load(sourcePath);
-        var result = Quantize(source, options, calibration, evaluation, sha);
+        var result = Quantize(source, options, calibration, evaluation, sha, progress);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(outputPath));
         if (folder is not null) Directory.CreateDirectory(folder);
         result.Model.Save(outputPath);
@@ -89,10 +111,28 @@ public static class Quantizer
     }
 
     /// <summary>What the mode needs from the calibration samples, measured once (the accuracy loop re-quantizes many times).</summary>
-    private sealed record Statistics(IReadOnlyDictionary<string, float[]>? ChannelMaxima);
+    private sealed record Statistics(IReadOnlyDictionary<string, float[]>? ChannelMaxima, OnnxModel? Prepared = null,
+        IReadOnlyDictionary<string, Calibration.ActivationRange>? Ranges = null);
 
-    private static Statistics Measure(OnnxModel source, QuantizationOptions options, SampleSource? calibration)
+    private static Statistics Measure(OnnxModel source, QuantizationOptions options, SampleSource? calibration, IProgress<QuantizationProgress>? progress)
     {
+        if (options.Mode == QuantizationMode.Static)
+        {
+            if (calibration is null)
+                throw new ArgumentException($"{source.Source}: static mode needs calibration data (a folder of input samples) to choose activation ranges.");
+            // Fold BatchNormalization first: the weights quantized are then the ones that run.
+            var proto = source.Proto.Clone();
+            var prepared = new OnnxModel(proto, source.Source, source.BaseDirectory);
+            Graph.BatchNormalizationFolding.Apply(prepared, new Graph.GraphNames(proto.Graph));
+            var activations = StaticQuantizer.Activations(prepared, options, new HashSet<string>());
+            var samples = Calibration.CalibrationData.FromSamples(calibration().Select((inputs, i) =>
+                new Calibration.CalibrationSample($"sample {i + 1}", inputs.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal))));
+            progress?.Report(new QuantizationProgress("calibrating", 0, options.CalibrationSamples));
+            var sampleProgress = progress is null ? null
+                : new InlineProgress<Calibration.CalibrationProgress>(p => progress.Report(new QuantizationProgress("calibrating", p.Completed, p.Total ?? options.CalibrationSamples)));
+            var ranges = Calibration.Calibrator.Calibrate(prepared, activations, samples, options, sampleProgress);
+            return new Statistics(null, prepared, ranges);
+        }
         if (options.Mode is QuantizationMode.Dynamic or QuantizationMode.Int4 && options.EffectiveSmoothing > 0 && calibration is not null)
             return new Statistics(ActivationSmoothing.MeasureChannels(source, options, calibration));
         return new Statistics(null);
@@ -102,6 +142,7 @@ public static class Quantizer
     {
         var keep = keepFloat.ToHashSet(StringComparer.Ordinal);
         if (statistics.ChannelMaxima is { } maxima) source = ActivationSmoothing.Apply(source, options, maxima, keep);
+        if (statistics.Prepared is { } prepared) source = prepared;
         var context = new QuantizationContext(source, options, keep);
         switch (options.Mode)
         {
@@ -114,8 +155,11 @@ public static class Quantizer
             case QuantizationMode.Int4:
                 Int4Quantizer.Apply(context);
                 break;
+            case QuantizationMode.Static:
+                StaticQuantizer.Apply(context, statistics.Ranges!, keep);
+                break;
             default:
-                throw new ArgumentException($"{source.Source}: the {options.Mode.ToString().ToLowerInvariant()} mode is not available in this version; use weights, dynamic or int4.");
+                throw new ArgumentException($"{source.Source}: unknown mode {options.Mode}.");
         }
         return context.Finish();
     }
