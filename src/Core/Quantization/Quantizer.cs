@@ -120,11 +120,15 @@ public static class Quantizer
         {
             if (calibration is null)
                 throw new ArgumentException($"{source.Source}: static mode needs calibration data (a folder of input samples) to choose activation ranges.");
-            // Fold BatchNormalization first: the weights quantized are then the ones that run.
-            var proto = source.Proto.Clone();
+            // Smoothing and BatchNormalization folding first: the weights and activations quantized are then the ones that run.
+            var start = options.EffectiveSmoothing > 0
+                ? ActivationSmoothing.Apply(source, options, ActivationSmoothing.MeasureChannels(source, options, calibration), new HashSet<string>())
+                : source;
+            var proto = start.Proto.Clone();
             var prepared = new OnnxModel(proto, source.Source, source.BaseDirectory);
             Graph.BatchNormalizationFolding.Apply(prepared, new Graph.GraphNames(proto.Graph));
-            var activations = StaticQuantizer.Activations(prepared, options, new HashSet<string>());
+            // Plan on the copy the mode will rewrite (its opset raised as needed); calibrate the model as it is.
+            var activations = StaticQuantizer.Activations(new QuantizationContext(prepared, options).Model, options, new HashSet<string>());
             var samples = Calibration.CalibrationData.FromSamples(calibration().Select((inputs, i) =>
                 new Calibration.CalibrationSample($"sample {i + 1}", inputs.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal))));
             progress?.Report(new QuantizationProgress("calibrating", 0, options.CalibrationSamples));

@@ -140,6 +140,68 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void ResNet18_static_keeps_features_on_images_it_was_not_calibrated_on()
+    {
+        var source = OnnxModel.Load(RealModels.ResNet18Path);
+        var images = Directory.GetDirectories(SharedData.Require("calibration/resnet18")).Order(StringComparer.Ordinal).ToArray();
+        // Every third image is held out; the rest calibrate.
+        var calibration = images.Where((_, i) => i % 3 != 0).ToArray();
+        var evaluation = images.Where((_, i) => i % 3 == 0).ToArray();
+        using var floatSession = ModelSession.Create(source, new SessionOptions { Threads = 2 });
+        SampleSource samples = () => calibration.Select(f => (IReadOnlyDictionary<string, Tensor>)InputData.Read(f, floatSession.Inputs));
+        var result = Quantizer.Quantize(source, new QuantizationOptions { Mode = QuantizationMode.Static, Threads = 2 }, samples);
+        var graph = result.Model.Graph;
+        // Every Conv reads an int8 weight.
+        Assert.All(graph.Node.Where(n => n.OpType == "Conv"), n => Assert.EndsWith("_DequantizeLinear_Output", n.Input[1], StringComparison.Ordinal));
+        Assert.True(graph.Node.Count(n => n.OpType == "QuantizeLinear") >= 20);
+        Assert.DoesNotContain(graph.Node, n => n.OpType == "BatchNormalization");
+
+        byte[] quantizedBytes = result.Model.ToByteArray();
+        using var ours = ModelSession.Load(quantizedBytes, "resnet18.static.onnx", new SessionOptions { Threads = 2 });
+        using var ort = new InferenceSession(quantizedBytes);
+        var cosines = new List<double>();
+        foreach (var image in evaluation)
+        {
+            var input = InputData.Read(image, floatSession.Inputs)["Input247"];
+            var feeds = new Dictionary<string, Tensor> { ["Input247"] = input };
+            float[] reference = floatSession.Run(feeds)["Pooling395_Output_0"].ToArray<float>();
+            float[] mine = ours.Run(feeds)["Pooling395_Output_0"].ToArray<float>();
+            using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
+            using var runOptions = new RunOptions();
+            using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
+            float[] theirs = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            double agreement = Cosine(theirs, mine), toFloat = Cosine(reference, mine);
+            output.WriteLine($"static {Path.GetFileName(image)}: ours~float {toFloat:F5}, ORT~float {Cosine(reference, theirs):F5}, ours~ORT {agreement:F5}");
+            Assert.True(agreement >= 0.9999, $"{Path.GetFileName(image)}: ours and ORT agree only to {agreement:F5}");
+            cosines.Add(toFloat);
+        }
+        output.WriteLine($"mean cosine {cosines.Average():F5}, worst {cosines.Min():F5} over {cosines.Count} held-out images");
+        Assert.True(cosines.Average() >= 0.99, $"mean cosine {cosines.Average():F5}");
+    }
+
+    [Fact]
+    public void MiniLM_static_runs_in_both_runtimes_and_they_agree()
+    {
+        // Static mode is for convolutional networks; on a transformer it loses accuracy (docs/QUANTIZER.md), but what it
+        // writes must still be a model both runtimes run the same way.
+        byte[] floatBytes = RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource);
+        var folders = Directory.GetDirectories(SharedData.Require("calibration/minilm")).Order(StringComparer.Ordinal).ToArray();
+        var result = Quantizer.Quantize(OnnxModel.Load(floatBytes, "all-MiniLM-L6-v2.onnx"),
+            new QuantizationOptions { Mode = QuantizationMode.Static, Threads = 2 }, Samples(folders.Skip(32).Take(16).ToArray()));
+        Assert.True(result.Model.Graph.Node.Count(n => n.OpType == "QuantizeLinear") >= 36);
+        byte[] quantizedBytes = result.Model.ToByteArray();
+        using var ours = ModelSession.Load(quantizedBytes, "static.onnx", new SessionOptions { Threads = 2 });
+        using var ort = new InferenceSession(quantizedBytes);
+        foreach (string folder in folders.Take(4))
+        {
+            var feeds = Read(folder);
+            double agreement = Cosine(RunOrt(ort, feeds), ours.Run(feeds)["last_hidden_state"].ToArray<float>());
+            output.WriteLine($"{Path.GetFileName(folder)}: ours~ORT {agreement:F6}");
+            Assert.True(agreement >= 0.999, $"{folder}: ours~ORT {agreement:F6}");
+        }
+    }
+
     private static SampleSource Samples(string[] folders) => () => folders.Select(f => (IReadOnlyDictionary<string, Tensor>)Read(f));
 
     private static Dictionary<string, Tensor> Read(string folder)
