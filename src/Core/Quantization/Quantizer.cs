@@ -208,6 +208,14 @@ public static class Quantizer
         else entry.Value = value;
     }
 
+    /// <summary>
+    /// The mode to use when none is given: <see cref="QuantizationMode.Static"/> for a convolutional model (one with a
+    /// Conv) when calibration data is given, <see cref="QuantizationMode.Dynamic"/> otherwise (transformers, recurrent
+    /// models, or no data), as the issue of each mode and ONNX Runtime's guidance recommend.
+    /// </summary>
+    public static QuantizationMode DefaultMode(OnnxModel model, bool hasCalibration) =>
+        hasCalibration && model.Graph.Node.Any(n => n.OpType == "Conv" && n.Domain is "" or "ai.onnx") ? QuantizationMode.Static : QuantizationMode.Dynamic;
+
     /// <summary>The options as one JSON object, keys in a fixed order (so the output is byte-identical run to run). Threads are left out: they do not change the result.</summary>
     public static string OptionsJson(QuantizationOptions options)
     {

@@ -113,6 +113,20 @@ public class StaticQuantizerTests
         Assert.Contains(result.Model.Graph.Node, n => n.Name == "c2" && n.Input[1] == "W2");
     }
 
+    [Fact]
+    public void Default_mode_is_static_for_a_conv_network_with_data_and_dynamic_otherwise()
+    {
+        var conv = new OnnxModel(ConvNetwork(new Random(4)));
+        Assert.Equal(QuantizationMode.Static, Quantizer.DefaultMode(conv, hasCalibration: true));
+        Assert.Equal(QuantizationMode.Dynamic, Quantizer.DefaultMode(conv, hasCalibration: false));
+        var graph = new GraphProto { Name = "mlp" };
+        graph.Input.Add(Floats("X", 1, 4));
+        graph.Output.Add(Floats("Y", 1, 4));
+        graph.Initializer.Add(FloatTensor("W", [4, 4], new float[16]));
+        graph.Node.Add(Node("MatMul", "mm", ["X", "W"], ["Y"]));
+        Assert.Equal(QuantizationMode.Dynamic, Quantizer.DefaultMode(new OnnxModel(Model(graph)), hasCalibration: true));
+    }
+
     /// <summary>X -> Conv -> BatchNormalization -> Relu -> Conv -> Add(residual) -> Relu -> MaxPool -> GlobalAveragePool -> Flatten -> Gemm -> Y.</summary>
     private static ModelProto ConvNetwork(Random random)
     {
