@@ -95,6 +95,11 @@ public static class Int4Quantizer
             replaced.Where(r => r.Chain.Count == 0 || r.Chain[0].OpType != "Constant").Select(r => r.Root.Name).Distinct(StringComparer.Ordinal),
             replaced.SelectMany(r => r.Chain).Distinct(ReferenceEqualityComparer.Instance).Cast<NodeProto>());
         context.Decisions.AddRange(decisions);
+        if (decisions.Count == 0)
+        {
+            int others = graph.Node.Count(n => n.OpType is "Conv" or "Gemm" or "ConvTranspose");
+            context.Notes.Add($"int4 quantizes MatMul weights only and the model has no MatMul{(others > 0 ? $" ({others} Conv/Gemm nodes stay float: use the static or dynamic mode for them)" : "")}");
+        }
     }
 
     /// <summary>Why this weight stays float, or null if it can be quantized.</summary>

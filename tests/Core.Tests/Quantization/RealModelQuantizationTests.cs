@@ -141,6 +141,29 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ResNet18_int4_has_nothing_to_quantize_and_says_so_and_still_runs_in_both_runtimes()
+    {
+        // int4 is for MatMul weights (MatMulNBits); ResNet18 is all Conv, so every node stays float with a reason.
+        var source = OnnxModel.Load(RealModels.ResNet18Path);
+        var result = Quantizer.Quantize(source, new QuantizationOptions { Mode = QuantizationMode.Int4, Threads = 2 });
+        Assert.Equal(0, result.QuantizedCount);
+        Assert.Contains(result.Notes, n => n.Contains("no MatMul", StringComparison.Ordinal) && n.Contains("static", StringComparison.Ordinal));
+        byte[] bytes = result.Model.ToByteArray();
+        var image = Directory.GetDirectories(SharedData.Require("calibration/resnet18")).Order(StringComparer.Ordinal).First();
+        using var floatSession = ModelSession.Create(source, new SessionOptions { Threads = 2 });
+        using var ours = ModelSession.Load(bytes, "resnet18.int4.onnx", new SessionOptions { Threads = 2 });
+        using var ort = new InferenceSession(bytes);
+        var input = InputData.Read(image, floatSession.Inputs)["Input247"];
+        float[] reference = floatSession.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
+        float[] mine = ours.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
+        using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
+        using var runOptions = new RunOptions();
+        using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
+        Assert.Equal(reference, mine);
+        Assert.True(Cosine(reference, outputs[0].GetTensorDataAsSpan<float>().ToArray()) >= 0.99999);
+    }
+
+    [Fact]
     public void ResNet18_static_keeps_features_on_images_it_was_not_calibrated_on()
     {
         var source = OnnxModel.Load(RealModels.ResNet18Path);
