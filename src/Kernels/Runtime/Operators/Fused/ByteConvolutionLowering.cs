@@ -12,7 +12,7 @@ internal static class ByteConvolutionLowering
 {
     /// <summary>
     /// Packs group <paramref name="group"/> of 8-bit Conv weights W [M, Cg, taps] as the GEMM's B: K = taps x Cg
-    /// (tap-major, as <see cref="BuildPatches"/> lays out a row), Mg columns, with the group's zero points.
+    /// (tap-major, as <see cref="ConvolutionLowering.BuildPatches{T}"/> lays out a row), Mg columns, with the group's zero points.
     /// </summary>
     public static PackedInt8Matrix PackWeights(ReadOnlySpan<byte> w, bool signed, int group, int outputsPerGroup, int channelsPerGroup, int taps, int[] zeroPoints)
     {
@@ -53,59 +53,6 @@ internal static class ByteConvolutionLowering
                 {
                     var row = target.Slice(c * targetStride);
                     for (int r = r0; r < r1; r++) row[r] = source[r * columns + c];
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Rows <c>[first, first + count)</c> of the patch matrix of an NHWC byte image: for output pixel p, for each kernel tap,
-    /// the <paramref name="channels"/> values at <paramref name="channelOffset"/> under that tap, or <paramref name="padding"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void BuildPatches(WindowGeometry g, ReadOnlySpan<byte> nhwc, int imageChannels, int channelOffset, int channels, int first, int count, byte padding, Span<byte> patches)
-    {
-        int outH = g.Output[1], outW = g.Output[2];
-        int inH = g.Input[1], inW = g.Input[2], inD = g.Input[0];
-        int k = g.KernelSize * channels, kernelW = g.Kernel[2];
-        bool whole = channels == imageChannels && g.Dilation[2] == 1;
-        for (int p = first; p < first + count; p++)
-        {
-            int ow = p % outW, oh = p / outW % outH, od = p / (outW * outH);
-            var row = patches.Slice((p - first) * k, k);
-            int d0 = od * g.Stride[0] - g.PadBegin[0], h0 = oh * g.Stride[1] - g.PadBegin[1], w0 = ow * g.Stride[2] - g.PadBegin[2];
-            int t = 0;
-            for (int kd = 0; kd < g.Kernel[0]; kd++)
-            {
-                int id = d0 + kd * g.Dilation[0];
-                bool dIn = (uint)id < (uint)inD;
-                for (int kh = 0; kh < g.Kernel[1]; kh++)
-                {
-                    int ih = h0 + kh * g.Dilation[1];
-                    bool hIn = dIn && (uint)ih < (uint)inH;
-                    int line = (id * inH + ih) * inW;
-                    if (whole && hIn && w0 >= 0 && w0 + kernelW <= inW)
-                    {
-                        // Every channel of adjacent taps: the kernel row is one contiguous run of the NHWC image.
-                        nhwc.Slice((line + w0) * imageChannels, kernelW * channels).CopyTo(row.Slice(t, kernelW * channels));
-                        t += kernelW * channels;
-                        continue;
-                    }
-                    for (int kw = 0; kw < g.Kernel[2]; kw++, t += channels)
-                    {
-                        int iw = w0 + kw * g.Dilation[2];
-                        var target = row.Slice(t, channels);
-                        if (hIn && (uint)iw < (uint)inW)
-                        {
-                            var source = nhwc.Slice((line + iw) * imageChannels + channelOffset, channels);
-                            if (channels >= 16) source.CopyTo(target);
-                            else for (int c = 0; c < channels; c++) target[c] = source[c];
-                        }
-                        else
-                        {
-                            target.Fill(padding);
-                        }
-                    }
                 }
             }
         }

@@ -113,7 +113,7 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
                             }
                             else
                             {
-                                ByteConvolutionLowering.BuildPatches(g, nhwc, channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, (byte)zeroPoint, patches);
+                                ConvolutionLowering.BuildPatches(g, nhwc, channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, (byte)zeroPoint, patches);
                                 a = patches.AsSpan(0, rows * depth);
                             }
                             var acc = sums.AsSpan(0, rows * outputsPerGroup);

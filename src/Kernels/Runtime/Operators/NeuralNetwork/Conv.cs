@@ -178,7 +178,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                             }
                             else
                             {
-                                ConvolutionLowering.BuildPatches(g, input.AsSpan(source), channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, patches);
+                                ConvolutionLowering.BuildPatches(g, input.AsSpan(source), channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, 0f, patches);
                                 a = patches.AsSpan(0, rows * depth);
                             }
                             ReadOnlySpan<float> groupBias = bias is null ? default : bias.AsSpan(groupIndex * outputsPerGroup, outputsPerGroup);

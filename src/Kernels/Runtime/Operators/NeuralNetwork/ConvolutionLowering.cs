@@ -12,7 +12,7 @@ internal static class ConvolutionLowering
 {
     /// <summary>
     /// Packs group <paramref name="group"/> of Conv weights W [M, Cg, taps] as the GEMM's B: K = taps x Cg rows
-    /// (tap-major, matching <see cref="BuildPatches"/>), Mg columns.
+    /// (tap-major, matching <see cref="BuildPatches{T}"/>), Mg columns.
     /// </summary>
     public static PackedFloatMatrix PackConvWeights(ReadOnlySpan<float> w, int group, int outputsPerGroup, int channelsPerGroup, int taps)
     {
@@ -53,10 +53,12 @@ internal static class ConvolutionLowering
     /// <summary>
     /// Rows <c>[first, first + count)</c> of the patch matrix: for output pixel p, row p holds, for each kernel tap
     /// (depth, height, width order), the <paramref name="channels"/> values of the NHWC image at
-    /// <paramref name="channelOffset"/> under that tap, or zeros where the tap falls in the padding.
+    /// <paramref name="channelOffset"/> under that tap, or <paramref name="padding"/> where the tap falls in the padding
+    /// (0 for float; the zero point for 8-bit images).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void BuildPatches(WindowGeometry g, ReadOnlySpan<float> nhwc, int imageChannels, int channelOffset, int channels, int first, int count, Span<float> patches)
+    public static void BuildPatches<T>(WindowGeometry g, ReadOnlySpan<T> nhwc, int imageChannels, int channelOffset, int channels, int first, int count, T padding, Span<T> patches)
+        where T : unmanaged
     {
         int outH = g.Output[1], outW = g.Output[2];
         int inH = g.Input[1], inW = g.Input[2], inD = g.Input[0];
@@ -91,12 +93,13 @@ internal static class ConvolutionLowering
                         if (hIn && (uint)iw < (uint)inW)
                         {
                             var source = nhwc.Slice((line + iw) * imageChannels + channelOffset, channels);
-                            if (channels >= 8) source.CopyTo(target);
+                            // Short runs copy faster element by element than through CopyTo's call.
+                            if (channels * Unsafe.SizeOf<T>() >= 32) source.CopyTo(target);
                             else for (int c = 0; c < channels; c++) target[c] = source[c];
                         }
                         else
                         {
-                            target.Clear();
+                            target.Fill(padding);
                         }
                     }
                 }
