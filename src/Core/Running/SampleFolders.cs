@@ -1,21 +1,25 @@
+using Quantize.Core.Calibration;
 using Quantize.Core.Quantization;
 using Quantize.Kernels.Runtime;
 
 namespace Quantize.Core.Running;
 
-/// <summary>Model input samples from a folder: one sub-folder per sample, or the folder itself as one sample.</summary>
+/// <summary>Model input samples from a folder, in any layout <see cref="CalibrationData.FromFolder(string, IReadOnlyList{ValueInfo}, int)"/> reads, or one sample.</summary>
 public static class SampleFolders
 {
     /// <summary>
-    /// The samples under <paramref name="folder"/>, read one at a time in ordinal order of the folder names: each
-    /// sub-folder holds one tensor file per input (see <see cref="InputData.Read"/>); a folder without sub-folders is one sample.
+    /// The samples under <paramref name="folder"/>, read one at a time in ordinal order of their names: sub-folders with
+    /// one <c>NAME.pb</c> or <c>NAME.npy</c> per input, <c>.npz</c> files, or <c>.npy</c> files (one-input models); a folder
+    /// holding only <c>NAME.pb</c> tensor files is one sample (see <see cref="InputData.Read"/>).
     /// </summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     public static SampleSource Open(string folder, IReadOnlyList<ValueInfo> inputs)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder}: the data folder does not exist.");
-        var samples = Directory.GetDirectories(folder).Order(StringComparer.Ordinal).ToArray();
-        if (samples.Length == 0) samples = [folder];
-        return () => samples.Select(s => (IReadOnlyDictionary<string, Tensor>)InputData.Read(s, inputs));
+        bool oneSample = !Directory.EnumerateDirectories(folder).Any()
+            && !Directory.EnumerateFiles(folder).Any(f => f.EndsWith(".npy", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".npz", StringComparison.OrdinalIgnoreCase));
+        if (oneSample) return () => [InputData.Read(folder, inputs)];
+        var data = CalibrationData.FromFolder(folder, inputs);
+        return () => data.Select(s => (IReadOnlyDictionary<string, Tensor>)s.Inputs);
     }
 }
