@@ -50,11 +50,20 @@ public static class Quantizer
         var result = Apply(source, options, statistics, keepFloat);
         AccuracyReport? accuracy = null;
         bool? met = null;
+        var notes = new List<string>();
         if (evaluation is not null || options.MinimumCosine is not null)
         {
             progress?.Report(new QuantizationProgress("evaluating", 0, null));
-            accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
-            if (options.MinimumCosine is double target)
+            try
+            {
+                accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
+            }
+            catch (Exception e) when (options.MinimumCosine is null && e is UnsupportedModelException or NotSupportedException)
+            {
+                // Measuring is a service on top of the quantization asked for; a model our runtime cannot run is still quantized.
+                notes.Add($"accuracy not measured: our runtime cannot run the model ({e.Message})");
+            }
+            if (options.MinimumCosine is double target && accuracy is not null)
             {
                 // Giving up more than half the quantized layers is not the quantization that was asked for: stop there.
                 var ranking = RankByDamage(source, result, accuracy);
@@ -72,7 +81,7 @@ public static class Quantizer
             }
         }
         Stamp(result.Model.Proto, options, sourceSha256);
-        return result with { Accuracy = accuracy, KeptFloatForAccuracy = keepFloat, TargetMet = met, SourceSha256 = sourceSha256 };
+        return result with { Accuracy = accuracy, KeptFloatForAccuracy = keepFloat, TargetMet = met, SourceSha256 = sourceSha256, Notes = [.. result.Notes, .. notes] };
     }
 
     /// <summary>
