@@ -10,7 +10,7 @@ internal enum ProgressStyle
     /// <summary>Nothing (<c>--quiet</c>).</summary>
     None,
 
-    /// <summary>One plain line per stage and per tenth of a counted stage: for logs, redirected output and CI.</summary>
+    /// <summary>Plain lines (one per stage, and a few per long stage): for logs, redirected output and CI.</summary>
     Lines,
 
     /// <summary>A bar redrawn in place with a carriage return, with the elapsed time: for an interactive terminal.</summary>
@@ -65,9 +65,10 @@ internal sealed class ConsoleProgress : IProgress<QuantizationProgress>, IDispos
                 Draw(value);
                 return;
             }
-            // Lines: the stage once, then at each tenth of a counted stage and at its end.
+            // Lines: the stage once, then at each tenth of a counted stage (and at its end); with no total known,
+            // at 1, 2, 5, 10, 20, 50, ... units, so a log stays short however long the stage.
             int tenth = value.Total is > 0 and var total ? Math.Min(10, value.Completed * 10 / total) : -1;
-            if (newStage || tenth > _lastTenth)
+            if (newStage || tenth > _lastTenth || (value.Total is not > 0 && IsOneTwoFive(value.Completed)))
             {
                 _lastTenth = tenth;
                 _writer.WriteLine($"[{Elapsed()}] {value.Stage}{Count(value)}");
@@ -109,6 +110,13 @@ internal sealed class ConsoleProgress : IProgress<QuantizationProgress>, IDispos
         _writer.Write("\r" + line.PadRight(_drawnLength));
         _writer.Flush();
         _drawnLength = line.Length;
+    }
+
+    private static bool IsOneTwoFive(int n)
+    {
+        if (n <= 0) return false;
+        while (n % 10 == 0) n /= 10;
+        return n is 1 or 2 or 5;
     }
 
     private static string Count(QuantizationProgress value) =>
