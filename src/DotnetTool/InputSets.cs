@@ -8,7 +8,7 @@ namespace Quantize.Tool;
 /// <summary>Model inputs for compare, run and bench: from a data folder, or generated from the declared types.</summary>
 internal static class InputSets
 {
-    /// <summary>The seed <see cref="InputData.Generate"/> uses, for the messages that say inputs were made up.</summary>
+    /// <summary>How <see cref="InputData.Generate"/> makes up inputs, for the messages that say so.</summary>
     public const string GeneratedDescription = "generated from the declared input types (fixed seed, symbolic dimensions 1)";
 
     /// <summary>
@@ -96,7 +96,4 @@ internal static class InputSets
         shape[0] *= times;
         return Tensor.Create(data, tensor.ElementType, shape);
     }
-
-    /// <summary>"float32 [1, 3, 224, 224]".</summary>
-    public static string Describe(Tensor tensor) => tensor.ToString();
 }

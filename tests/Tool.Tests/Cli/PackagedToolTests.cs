@@ -48,11 +48,15 @@ public sealed class InstalledTool : IDisposable
     /// <summary>Runs the installed tool.</summary>
     public ProcessRun Tool(params string[] args) => Run(Command, args);
 
-    public static ProcessRun Run(string program, IEnumerable<string> args)
+    /// <summary>Runs the installed tool with <c>CI</c> unset: only the redirection says "not a terminal".</summary>
+    public ProcessRun ToolOutsideCI(params string[] args) => Run(Command, args, ci: false);
+
+    public static ProcessRun Run(string program, IEnumerable<string> args, bool ci = true)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string arg in args) start.ArgumentList.Add(arg);
-        start.Environment["CI"] = "1";
+        if (ci) start.Environment["CI"] = "1";
+        else start.Environment.Remove("CI");
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
         // No MSBuild server or reused nodes: they would outlive pack and hold its output pipes open.
@@ -130,6 +134,16 @@ public sealed class PackagedToolTests(InstalledTool tool) : IClassFixture<Instal
 
         using (var json = Documented(Succeeds(tool.Tool("bench", quantized, "--baseline", resnet, "--warmup", "1", "--iterations", "2", "--threads", "1", "--json")), fields["bench"]))
             Assert.True(json.RootElement.GetProperty("speedup").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Redirected_progress_is_plain_lines_outside_CI_too()
+    {
+        using var models = new ToolTestModels();
+        string model = models.WriteClassifier(), data = models.WriteSamples(3);
+        var run = Succeeds(tool.ToolOutsideCI(model, "--mode", "static", "--data", data, "-o", models.Path("static.onnx")));
+        Assert.Contains(run.StderrLines, l => l.EndsWith("] calibrating", StringComparison.Ordinal));
+        Assert.Contains("Quantized: ", run.Stdout);
     }
 
     public static TheoryData<string[], int> BadInvocations() => new()
