@@ -35,6 +35,6 @@ internal static class CommandHelp
             foreach (string example in examples) text.Append("  ").Append(example).Append('\n');
             text.Append('\n');
         }
-        return text.Append(ExitCodes).ToString();
+        return text.Append(ExitCodes).Append('\n').ToString();
     }
 }
