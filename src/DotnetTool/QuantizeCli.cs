@@ -25,21 +25,17 @@ public static class QuantizeCli
     /// <summary>The model file is missing, unreadable or invalid.</summary>
     public const int InvalidModel = 3;
 
-    private const string Notes = """
-        Examples:
-          dotnet quantize encoder.onnx -o encoder.int8.onnx --mode dynamic --data calibration/
-          dotnet quantize resnet.onnx --mode weights --report report.json
-          dotnet quantize encoder.onnx --mode int4 --int4-block-size 16 --data calibration/ --min-cosine 0.98
-          dotnet quantize inspect model.onnx
-          dotnet quantize inspect frozen_graph.pb --json > summary.json
-          dotnet quantize bench encoder.int8.onnx --data samples/s000 --threads 2
-
-        Exit codes:
-          0  success
-          1  failure (including an accuracy target not met)
-          2  usage error (unknown option, missing argument, bad option value, wrong mode for the model)
-          3  the model file is missing, unreadable or invalid
-        """;
+    /// <summary>The root command's examples (each command lists its own in its help).</summary>
+    private static readonly string[] RootExamples =
+    [
+        "dotnet quantize encoder.onnx -o encoder.int8.onnx --mode dynamic --data calibration/",
+        "dotnet quantize resnet.onnx --mode static --data calibration/ --report report.json",
+        "dotnet quantize encoder.onnx --mode int4 --int4-block-size 16 --data calibration/ --min-cosine 0.98",
+        "dotnet quantize inspect model.onnx",
+        "dotnet quantize compare encoder.onnx encoder.int8.onnx --data calibration/ --layers",
+        "dotnet quantize run resnet.int8.onnx --input data=image.npy --labels labels.txt --top 5",
+        "dotnet quantize bench encoder.int8.onnx --baseline encoder.onnx --threads 2",
+    ];
 
     /// <summary>Parses <paramref name="args"/>, runs the command, and returns its exit code.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -56,6 +52,8 @@ public static class QuantizeCli
         var root = new RootCommand("Quantize.Build: build-time quantization of ONNX models and TensorFlow frozen graphs. "
             + "With a MODEL, quantizes it (see the options); or run one of the commands.");
         root.Options.Add(verbose);
+        root.WithExamples(RootExamples);
+        ToolCommands.Add(root, stdout, stderr);
         QuantizeCommand.Add(root, stdout, stderr);
         root.Subcommands.Add(InspectCommand(stdout));
         root.Subcommands.Add(BenchCommand(stdout));
@@ -120,6 +118,7 @@ public static class QuantizeCli
             model,
             json,
         };
+        inspect.WithExamples("dotnet quantize inspect model.onnx", "dotnet quantize inspect frozen_graph.pb --json > summary.json");
         inspect.SetAction(parsed =>
         {
             var summary = ModelSummary.Create(Model.Load(parsed.GetValue(model)!));
@@ -130,64 +129,13 @@ public static class QuantizeCli
         return inspect;
     }
 
-    private static Command BenchCommand(TextWriter stdout)
-    {
-        var model = new Argument<string>("MODEL") { Description = "The ONNX model to run." };
-        var data = new Option<string?>("--data")
-        {
-            Description = "A folder with one TensorProto file per input (NAME.pb or input_N.pb). Without it, inputs are generated from the declared types.",
-        };
-        var threads = new Option<int>("--threads") { Description = "Threads for the kernels (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var iterations = new Option<int>("--iterations") { Description = "Timed runs (default 20).", DefaultValueFactory = _ => 20 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed runs first (default 30: lets the JIT settle).", DefaultValueFactory = _ => 30 };
-        var json = new Option<bool>("--json") { Description = "Print one JSON document." };
-        var bench = new Command("bench", "Time a model on Quantize.Kernels' runtime: median and p90 latency, runs per second, memory while running.")
-        {
-            model, data, threads, iterations, warmup, json,
-        };
-        bench.SetAction(parsed =>
-        {
-            string path = parsed.GetValue(model)!;
-            int threadCount = Math.Max(1, parsed.GetValue(threads));
-            long fileBytes = new FileInfo(path).Exists ? new FileInfo(path).Length : 0;
-            using var session = Kernels.Runtime.ModelSession.Load(path, new Kernels.Runtime.SessionOptions { Threads = threadCount });
-            string? folder = parsed.GetValue(data);
-            bool generated = folder is null;
-            var inputs = folder is null ? Core.Running.InputData.Generate(session.Inputs) : Core.Running.InputData.Read(folder, session.Inputs);
-            var result = Core.Running.SessionBenchmark.Run(session, inputs, Math.Max(0, parsed.GetValue(warmup)), Math.Max(1, parsed.GetValue(iterations)));
-            if (parsed.GetValue(json))
-            {
-                stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
-                {
-                    model = path,
-                    modelBytes = fileBytes,
-                    threads = threadCount,
-                    inputs = generated ? "generated" : folder,
-                    medianMilliseconds = Math.Round(result.MedianMilliseconds, 3),
-                    p90Milliseconds = Math.Round(result.P90Milliseconds, 3),
-                    runsPerSecond = Math.Round(result.RunsPerSecond, 2),
-                    iterations = result.Iterations,
-                    workingSetAfterLoadBytes = result.WorkingSetAfterLoadBytes,
-                    peakWorkingSetBytes = result.PeakWorkingSetWhileRunningBytes,
-                }));
-            }
-            else
-            {
-                stdout.WriteLine($"Model: {path} ({fileBytes / 1048576.0:F1} MiB), {threadCount} thread(s), inputs {(generated ? "generated from the declared types" : "from " + folder)}");
-                stdout.WriteLine($"Latency: median {result.MedianMilliseconds:F2} ms, p90 {result.P90Milliseconds:F2} ms ({result.RunsPerSecond:F1} runs/s over {result.Iterations} runs)");
-                stdout.WriteLine($"Memory: {result.WorkingSetAfterLoadBytes / 1048576.0:F1} MiB after load, peak {result.PeakWorkingSetWhileRunningBytes / 1048576.0:F1} MiB while running");
-            }
-            stdout.Flush();
-            return Success;
-        });
-        return bench;
-    }
+    private static Command BenchCommand(TextWriter stdout) => Bench.Create(stdout);
 
     /// <summary>One line on stderr (the message names the file), then the stack trace if asked for.</summary>
     private static void Report(TextWriter stderr, Exception e, bool showStack)
     {
         string message = e is InvalidModelException or Kernels.Runtime.UnsupportedModelException or FileNotFoundException or DirectoryNotFoundException
-            or UsageException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            or UsageException or InvalidDataException ? e.Message : $"{e.GetType().Name}: {e.Message}";
         stderr.WriteLine($"error: {OneLine(message)}");
         if (showStack) stderr.WriteLine(e.ToString());
     }
@@ -202,7 +150,7 @@ public static class QuantizeCli
         public override int Invoke(ParseResult parseResult)
         {
             help.Invoke(parseResult);
-            parseResult.InvocationConfiguration.Output.WriteLine(Notes);
+            parseResult.InvocationConfiguration.Output.Write(CommandHelp.Notes(parseResult.CommandResult.Command));
             return Success;
         }
     }

@@ -84,7 +84,9 @@ internal static class QuantizeCommand
             bool quietly = parsed.GetValue(quiet);
             if (!quietly && !parsed.GetValue(json)) stderr.WriteLine($"Quantizing {path} ({options.Mode.ToString().ToLowerInvariant()})...");
 
-            var summary = Quantizer.QuantizeFile(path, outputPath, options, calibration, evaluationSamples);
+            QuantizationSummary summary;
+            using (var progress = new ConsoleProgress(stderr, ConsoleProgress.StyleFor(stderr, quietly)))
+                summary = Quantizer.QuantizeFile(path, outputPath, options, calibration, evaluationSamples, progress);
             string? reportPath = parsed.GetValue(report);
             if (reportPath is not null) WriteAtomically(reportPath, summary.ToJson() + "\n");
             if (parsed.GetValue(json)) stdout.WriteLine(summary.ToJson());

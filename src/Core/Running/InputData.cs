@@ -64,7 +64,7 @@ public static class InputData
         return result;
     }
 
-    private static Tensor ToTensor(TensorData data)
+    internal static Tensor ToTensor(TensorData data)
     {
         int[] shape = data.Shape.ToArray().Select(d => checked((int)d)).ToArray();
         return data.ElementType switch

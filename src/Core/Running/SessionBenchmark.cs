@@ -45,7 +45,7 @@ public static class SessionBenchmark
     /// The peak working set from now on: on Linux the kernel's high-water mark, reset first (clear_refs 5);
     /// elsewhere a sampler every millisecond.
     /// </summary>
-    private sealed class PeakWorkingSet : IDisposable
+    internal sealed class PeakWorkingSet : IDisposable
     {
         private readonly bool _kernel;
         private readonly Thread? _sampler;
