@@ -74,6 +74,8 @@ internal static class QuantizeCommand
             if (loaded is not OnnxModel onnx)
                 throw new UsageException($"{path} is a TensorFlow GraphDef; this version quantizes ONNX models only (use 'dotnet quantize inspect' to summarize it).");
             string? dataFolder = parsed.GetValue(data), evaluationFolder = parsed.GetValue(evaluation);
+            if (specs.All(p => p.spec.Name != "mode" || parsed.GetValue(p.option) is null))
+                options = options with { Mode = Quantizer.DefaultMode(onnx, hasCalibration: dataFolder is not null) };
             if (options.Mode == QuantizationMode.Static && dataFolder is null)
                 throw new UsageException("static mode needs calibration data: pass --data DIR (one sub-folder per sample).");
 

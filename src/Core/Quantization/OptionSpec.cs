@@ -18,7 +18,7 @@ public sealed record OptionSpec(string Name, string Metadata, string Values, str
     /// <summary>Every quantizer option, in the order help lists them.</summary>
     public static IReadOnlyList<OptionSpec> All { get; } =
     [
-        new("mode", "Mode", "weights|dynamic|static|int4", "What to quantize: int8 weights only; int8 weights and run-time activations (default); weights and calibrated activations (QDQ); 4-bit MatMul weights.",
+        new("mode", "Mode", "weights|dynamic|static|int4", "What to quantize: int8 weights only; int8 weights and run-time activations; weights and calibrated activations (QDQ); 4-bit MatMul weights. Default: static for a model with Conv when calibration data is given, dynamic otherwise.",
             (o, v) => o with { Mode = Enum<QuantizationMode>(v, "mode") }),
         new("per-channel", "PerChannel", "true|false", "One scale per output channel (default true).", (o, v) => o with { PerChannel = Bool(v, "per-channel") }),
         new("weight-type", "WeightType", "int8|uint8", "8-bit weight type (default int8).", (o, v) => o with { WeightType = Type(v, "weight-type") }),

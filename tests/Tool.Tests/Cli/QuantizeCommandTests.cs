@@ -57,6 +57,21 @@ public sealed class QuantizeCommandTests : IDisposable
         Assert.Equal("", run.Stdout);
     }
 
+    [Fact]
+    public void Without_a_mode_a_conv_model_given_data_is_quantized_static_and_a_matmul_model_dynamic()
+    {
+        string images = SharedData.Require("calibration/resnet18");
+        string output = Path.Combine(_folder, "resnet18.q.onnx");
+        var run = CliRun.Of(RealModels.ResNet18Path, "-o", output, "--data", images, "--calibration-samples", "3", "--json", "--threads", "2");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using (var json = JsonDocument.Parse(run.Stdout)) Assert.Equal("static", json.RootElement.GetProperty("mode").GetString());
+        Assert.Contains(OnnxModel.Load(output).Graph.Node, n => n.OpType == "QuantizeLinear");
+
+        var mlp = CliRun.Of(WriteModel(), "--data", WriteSamples(2), "--json");
+        Assert.True(mlp.ExitCode == 0, mlp.Stderr);
+        using (var json = JsonDocument.Parse(mlp.Stdout)) Assert.Equal("dynamic", json.RootElement.GetProperty("mode").GetString());
+    }
+
     public static TheoryData<string[], int, string> BadInvocations() => new()
     {
         { ["MODEL", "--mode", "bogus"], 2, "--mode: 'bogus' is not one of" },
