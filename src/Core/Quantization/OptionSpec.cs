@@ -43,6 +43,8 @@ public sealed record OptionSpec(string Name, string Metadata, string Values, str
             (o, v) => o with { Int4Format = Enum<Int4Format>(v, "int4-format") }),
         new("min-cosine", "MinimumCosine", "C", "Accuracy target: keep the most damaging layers float until every output's mean cosine to float is at least C.",
             (o, v) => o with { MinimumCosine = Number<double>(v, "min-cosine") }),
+        new("report-layers", "ReportLayers", "true|false", "Also report every intermediate tensor's accuracy, worst first (needs evaluation data; default false).",
+            (o, v) => o with { ReportLayers = Bool(v, "report-layers") }),
         new("threads", "Threads", "N", "Threads for calibration and evaluation (default: all cores; the output does not depend on it).",
             (o, v) => o with { Threads = Number<int>(v, "threads") }),
     ];

@@ -123,6 +123,12 @@ public sealed record QuantizationOptions
     /// <summary>The smoothing strength in effect: <see cref="Smoothing"/>, or the mode's default.</summary>
     public double EffectiveSmoothing => Smoothing ?? Mode switch { QuantizationMode.Dynamic => 0.8, QuantizationMode.Int4 => 0.5, _ => 0 };
 
+    /// <summary>
+    /// Also compare every intermediate tensor the float and quantized models share on the evaluation samples, and
+    /// report them worst SQNR first (the report's <c>accuracy.layers</c>). Does not change the model. Default false.
+    /// </summary>
+    public bool ReportLayers { get; init; }
+
     /// <summary>Threads for calibration and evaluation runs. Results do not depend on it. Default: the processor count.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
 

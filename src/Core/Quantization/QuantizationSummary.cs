@@ -37,6 +37,9 @@ public sealed record QuantizationSummary(string Source, string Output, Quantizat
                 string top1 = o.Top1Agreement is double t ? $", top-1 agreement {t:P1}" : "";
                 text.AppendLine(inv, $"Accuracy ({on}): {o.Name}: cosine mean {o.MeanCosine:F5} (worst {o.MinCosine:F5}), max abs error {o.MaxAbsError:G4}, SQNR {o.Sqnr:F1} dB{top1}");
             }
+            // The report holds every layer; a terminal gets the worst few.
+            foreach (var layer in (accuracy.Layers ?? []).Take(5))
+                text.AppendLine(inv, $"Layer: {layer.Name}: SQNR {layer.Sqnr:F1} dB, cosine mean {layer.MeanCosine:F5}");
         }
         if (Options.MinimumCosine is double target)
         {

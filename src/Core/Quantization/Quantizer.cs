@@ -56,7 +56,7 @@ public static class Quantizer
             progress?.Report(new QuantizationProgress("evaluating", 0, null));
             try
             {
-                accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null);
+                accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.MinimumCosine is not null || options.ReportLayers);
             }
             catch (Exception e) when (options.MinimumCosine is null && e is UnsupportedModelException or NotSupportedException)
             {
@@ -74,10 +74,10 @@ public static class Quantizer
                     keepFloat.Add(node);
                     progress?.Report(new QuantizationProgress($"keeping {node} float", keepFloat.Count, limit));
                     result = Apply(source, options, statistics, keepFloat);
-                    accuracy = Evaluate(source, result.Model, evaluation, options, layers: false);
+                    accuracy = Evaluate(source, result.Model, evaluation, options, layers: options.ReportLayers);
                 }
                 met = accuracy.WorstMeanCosine >= target;
-                if (accuracy.Layers is not null) accuracy = accuracy with { Layers = null };
+                if (!options.ReportLayers) accuracy = accuracy with { Layers = null };
             }
         }
         Stamp(result.Model.Proto, options, sourceSha256);

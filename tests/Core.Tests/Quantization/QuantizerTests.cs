@@ -136,6 +136,38 @@ public class QuantizerTests
     }
 
     [Fact]
+    public void Layer_report_ranks_the_outlier_layer_worst_and_leaves_the_model_alone()
+    {
+        var random = new Random(31);
+        var graph = new GraphProto { Name = "outlier" };
+        graph.Input.Add(Floats("X", 3, 64));
+        graph.Output.Add(Floats("Y", 3, 16));
+        graph.Initializer.Add(FloatTensor("W1", [64, 64], Random(random, 64 * 64)));
+        var boost = Enumerable.Repeat(1f, 64).ToArray();
+        boost[5] = 500;
+        graph.Initializer.Add(FloatTensor("boost", [64], boost));
+        graph.Initializer.Add(FloatTensor("W2", [64, 16], Random(random, 64 * 16)));
+        graph.Initializer.Add(FloatTensor("W3", [16, 16], Random(random, 16 * 16)));
+        graph.Node.Add(Node("MatMul", "good", ["X", "W1"], ["H"]));
+        graph.Node.Add(Node("Mul", "outlier", ["H", "boost"], ["G"]));
+        graph.Node.Add(Node("MatMul", "bad", ["G", "W2"], ["B"]));
+        graph.Node.Add(Node("Relu", "relu", ["B"], ["R"]));
+        graph.Node.Add(Node("MatMul", "last", ["R", "W3"], ["Y"]));
+        var source = new OnnxModel(Model(graph));
+        var samples = Samples(random, 4);
+
+        var plain = Quantizer.Quantize(source, new QuantizationOptions { Smoothing = 0, MinimumSize = 16 }, samples);
+        var layered = Quantizer.Quantize(source, new QuantizationOptions { Smoothing = 0, MinimumSize = 16, ReportLayers = true }, samples);
+        Assert.Null(plain.Accuracy!.Layers);
+        Assert.Equal(plain.Model.ToByteArray(), layered.Model.ToByteArray());
+        var layers = layered.Accuracy!.Layers!;
+        // Shared intermediate tensors, worst SQNR first: the outlier-scaled product is worse than the first layer's.
+        Assert.Contains(layers, l => l.Name == "H");
+        Assert.True(layers.ToList().FindIndex(l => l.Name == "B") < layers.ToList().FindIndex(l => l.Name == "H"), string.Join(", ", layers.Select(l => $"{l.Name} {l.Sqnr:F1}")));
+        for (int i = 1; i < layers.Count; i++) Assert.True(layers[i - 1].Sqnr <= layers[i].Sqnr);
+    }
+
+    [Fact]
     public void Smoothing_with_calibration_samples_recovers_accuracy_lost_to_an_outlier_channel()
     {
         var random = new Random(41);
