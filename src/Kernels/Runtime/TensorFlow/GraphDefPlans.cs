@@ -19,7 +19,8 @@ internal sealed class GraphDefPlans
         _model = model;
         _options = options;
         DefaultOutputs = GraphDefTranslator.DefaultOutputs(model);
-        var translated = GraphDefTranslator.Translate(model, GraphDefTranslator.Placeholders(model), DefaultOutputs, options, keepUnusedFeeds: false);
+        var feeds = options.GraphDefInputs?.Select(GraphDefTranslator.Canonical).ToList() ?? GraphDefTranslator.Placeholders(model);
+        var translated = GraphDefTranslator.Translate(model, feeds, DefaultOutputs, options, keepUnusedFeeds: options.GraphDefInputs is not null);
         Default = PlanBuilder.Build(translated, options);
     }
 

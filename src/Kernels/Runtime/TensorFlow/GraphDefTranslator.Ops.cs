@@ -169,7 +169,8 @@ internal sealed partial class GraphDefTranslator
             }
             case "Fill": _b.Node("Expand", node.Name, [In(node, 1), AsInt64(node, In(node, 0))], [Out(node)]); break;
             default:
-                throw Unsupported(node, $"Quantize.Kernels does not implement the TensorFlow op {node.Op}");
+                throw Unsupported(node, $"Quantize.Kernels does not implement the TensorFlow op {node.Op}. To run the graph from a tensor after it, "
+                    + "name that tensor in SessionOptions.GraphDefInputs (or feed it and fetch what you need)");
         }
     }
 
