@@ -8,12 +8,18 @@ namespace Quantize.Kernels.Quantization;
 public static class TensorFlowQuantization
 {
     /// <summary>
-    /// The range quantize_weights gives a float tensor: its smallest and largest value, widened to contain 0, and
-    /// made non-empty when all values are equal (0 becomes [0, 1]; a positive v becomes [v, 2v]; a negative v [v, v/2]).
+    /// C's FLT_MIN, the smallest normal float: graph_transforms starts its running maximum there (not at the lowest float),
+    /// so a tensor of zeros or negative values gets this maximum.
+    /// </summary>
+    public static readonly float SmallestNormal = BitConverter.Int32BitsToSingle(0x00800000);
+
+    /// <summary>
+    /// The range quantize_weights gives a float tensor: its smallest and largest value (the maximum starting at
+    /// <see cref="SmallestNormal"/>, as TensorFlow's), widened to contain 0, and made non-empty by <see cref="NonEmpty"/>.
     /// </summary>
     public static (float Min, float Max) WeightRange(ReadOnlySpan<float> values)
     {
-        float min = float.MaxValue, max = float.Epsilon;
+        float min = float.MaxValue, max = SmallestNormal;
         foreach (float v in values)
         {
             min = Math.Min(min, v);
@@ -24,7 +30,10 @@ public static class TensorFlowQuantization
         return NonEmpty(min, max);
     }
 
-    /// <summary>quantize_weights' answer to a degenerate range (its quantized ops cannot use min == max).</summary>
+    /// <summary>
+    /// quantize_weights' answer to a degenerate range (0 becomes [0, 1]; a positive v becomes [v, 2v]; a negative v [v, v/2]).
+    /// With the maximum starting at FLT_MIN it only applies to ranges given from elsewhere.
+    /// </summary>
     public static (float Min, float Max) NonEmpty(float min, float max)
     {
         if (min != max) return (min, max);

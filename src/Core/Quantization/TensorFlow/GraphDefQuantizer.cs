@@ -176,7 +176,7 @@ public static class GraphDefQuantizer
     /// <summary>round_weights' replacement: a float Const of the same name with bucket-centre values.</summary>
     internal static NodeDef RoundedConst(string name, ReadOnlySpan<float> values, long[] shape)
     {
-        float min = float.MaxValue, max = float.Epsilon;
+        float min = float.MaxValue, max = TensorFlowQuantization.SmallestNormal; // round_weights starts where quantize_weights does
         foreach (float v in values)
         {
             min = Math.Min(min, v);
