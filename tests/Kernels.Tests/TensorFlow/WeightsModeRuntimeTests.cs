@@ -59,11 +59,15 @@ public sealed class WeightsModeRuntimeTests
         var (weight, w) = QuantizedWeight("w", [k, n], random);
         graph.Node.Add(weight);
         graph.Node.Add(Node("y", "MatMul", "x", "w"));
+        var bias = Enumerable.Range(0, n).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        graph.Node.Add(Const("b", DataType.DtFloat, [n], bias.SelectMany(BitConverter.GetBytes).ToArray()));
+        graph.Node.Add(Node("z", "BiasAdd", "y", "b"));
         var input = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 4 - 1).ToArray();
 
         using var session = ModelSession.Create(new GraphDefModel(graph), new SessionOptions { Threads = 1 });
-        Assert.Contains(session.PlannedNodes, l => l.Contains("DynamicQuantizeMatMul", StringComparison.Ordinal));
-        var y = session.Run(new Dictionary<string, Tensor> { ["x:0"] = Tensor.Create(input, m, k) })["y"].ToArray<float>();
+        // One fused node: the int8 GEMM adds the bias itself.
+        Assert.Equal("'y' (DynamicQuantizeMatMul)", Assert.Single(session.PlannedNodes));
+        var y = session.Run(new Dictionary<string, Tensor> { ["x:0"] = Tensor.Create(input, m, k) })["z"].ToArray<float>();
 
         // The only rounding is the activations' (uint8 over their range): at most half a step times the sum of |w| per column.
         double xStep = (Math.Max(input.Max(), 0) - Math.Min(input.Min(), 0)) / 255.0;
@@ -71,7 +75,7 @@ public sealed class WeightsModeRuntimeTests
         {
             for (int j = 0; j < n; j++)
             {
-                double expected = 0, bound = 0;
+                double expected = bias[j], bound = 0;
                 for (int p = 0; p < k; p++)
                 {
                     expected += input[i * k + p] * w[p * n + j];
@@ -96,14 +100,19 @@ public sealed class WeightsModeRuntimeTests
         conv.Attr["strides"] = new AttrValue { List = new AttrValue.Types.ListValue { I = { 1, 2, 2, 1 } } };
         conv.Attr["padding"] = new AttrValue { S = ByteString.CopyFromUtf8("SAME") };
         graph.Node.Add(conv);
+        var bias = Enumerable.Range(0, 6).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        graph.Node.Add(Const("b", DataType.DtFloat, [6], bias.SelectMany(BitConverter.GetBytes).ToArray()));
+        graph.Node.Add(Node("z", "Add", "b", "y"));
         int[] shape = [2, 7, 8, 4];
         var input = Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextSingle() * 2 - 1).ToArray();
         var feeds = new Dictionary<string, Tensor> { ["x"] = Tensor.Create(input, shape) };
 
         using var integer = ModelSession.Create(new GraphDefModel(graph), new SessionOptions { Threads = 1 });
         using var floating = ModelSession.Create(new GraphDefModel(graph), new SessionOptions { Threads = 1, UseIntegerKernels = false });
-        var yInt = integer.Run(feeds)["y"];
-        var yFloat = floating.Run(feeds)["y"].ToArray<float>();
+        Assert.Equal("'y' (Conv2D)", Assert.Single(integer.PlannedNodes));
+        Assert.Equal("'y' (Conv2D)", Assert.Single(floating.PlannedNodes));
+        var yInt = integer.Run(feeds)["z"];
+        var yFloat = floating.Run(feeds)["z"].ToArray<float>();
         Assert.Equal([2, 4, 4, 6], yInt.Shape.ToArray());
 
         // Float64 SAME convolution: out = ceil(in / 2); padding total (out-1)*2 + 3 - in, the smaller half before.
@@ -115,7 +124,7 @@ public sealed class WeightsModeRuntimeTests
         for (int ox = 0; ox < 4; ox++)
         for (int o = 0; o < 6; o++, index++)
         {
-            double expected = 0, bound = 0;
+            double expected = bias[o], bound = 0;
             int padY = Math.Max((4 - 1) * 2 + 3 - 7, 0) / 2, padX = Math.Max((4 - 1) * 2 + 3 - 8, 0) / 2;
             for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++)

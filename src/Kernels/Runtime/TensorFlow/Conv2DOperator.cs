@@ -25,7 +25,8 @@ internal readonly record struct WindowAxis(int Input, int Kernel, int Stride, in
 /// activations quantized per run.
 /// </summary>
 [OnnxOperator("Conv2D", 1, GraphDefTranslator.Domain)]
-internal sealed class Conv2DOperator(int[] strides, int[] dilations, bool same, int[]? filterShape, PackedFloatMatrix? packedFloat, PackedInt8Matrix? packedInt8, float[] scales)
+internal sealed class Conv2DOperator(
+    int[] strides, int[] dilations, bool same, int[]? filterShape, PackedFloatMatrix? packedFloat, PackedInt8Matrix? packedInt8, float[] scales, float[] bias)
     : Operator
 {
     public static Operator Create(OperatorBuildContext context)
@@ -33,8 +34,10 @@ internal sealed class Conv2DOperator(int[] strides, int[] dilations, bool same, 
         int[] strides = (context.Ints("strides") ?? [1, 1]).Select(v => (int)v).ToArray();
         int[] dilations = (context.Ints("dilations") ?? [1, 1]).Select(v => (int)v).ToArray();
         bool same = context.String("padding", "VALID") == "SAME";
+        // Input 4, when present, is a constant bias added per output channel (a BiasAdd the translation folded in).
+        float[] bias = context.HasInput(4) ? context.TakeConstantInput(4)?.ToArray<float>() ?? throw context.Unsupported("a bias that is not constant") : [];
         var filter = context.ConstantInput(1);
-        if (filter is null || filter.Rank != 4) return new Conv2DOperator(strides, dilations, same, null, null, null, []);
+        if (filter is null || filter.Rank != 4) return new Conv2DOperator(strides, dilations, same, null, null, null, [], bias);
         filter = context.TakeConstantInput(1)!;
         int[] shape = filter.ShapeArray;
         int depth = shape[0] * shape[1] * shape[2], columns = shape[3];
@@ -45,10 +48,10 @@ internal sealed class Conv2DOperator(int[] strides, int[] dilations, bool same, 
             var packed = filter.ElementType == TensorElementType.Int8
                 ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes), depth, columns, zeroPoints.Length == 0 ? [0] : zeroPoints)
                 : PackedInt8Matrix.Pack(bytes, depth, columns, zeroPoints.Length == 0 ? [0] : zeroPoints);
-            return new Conv2DOperator(strides, dilations, same, shape, null, packed, QuantizationInputs.Scales(context.ConstantInput(3)!, context.Label));
+            return new Conv2DOperator(strides, dilations, same, shape, null, packed, QuantizationInputs.Scales(context.ConstantInput(3)!, context.Label), bias);
         }
         if (filter.ElementType != TensorElementType.Float32) throw context.Unsupported($"a {filter.ElementType.DisplayName()} filter");
-        return new Conv2DOperator(strides, dilations, same, shape, PackedFloatMatrix.Pack(filter.AsSpan<float>(), depth, columns), null, []);
+        return new Conv2DOperator(strides, dilations, same, shape, PackedFloatMatrix.Pack(filter.AsSpan<float>(), depth, columns), null, [], bias);
     }
 
     public override void Run(OperatorCall call)
@@ -75,9 +78,9 @@ internal sealed class Conv2DOperator(int[] strides, int[] dilations, bool same, 
         {
             ReadOnlySpan<float> a = direct ? x.AsSpan<float>() : Im2Col(x.AsSpan<float>(), batch, channels, rows, cols, shape[0], shape[1], patches!);
             if (packedInt8 is not null)
-                Int8Gemm.MultiplyDynamic(a[..(pixels * depth)], pixels, packedInt8, scales, default, y.AsSpan<float>(), call.Context.DegreeOfParallelism);
+                Int8Gemm.MultiplyDynamic(a[..(pixels * depth)], pixels, packedInt8, scales, bias, y.AsSpan<float>(), call.Context.DegreeOfParallelism);
             else
-                FloatGemm.Multiply(a[..(pixels * depth)], pixels, packed!, y.AsSpan<float>(), default, call.Context.DegreeOfParallelism);
+                FloatGemm.Multiply(a[..(pixels * depth)], pixels, packed!, y.AsSpan<float>(), bias, call.Context.DegreeOfParallelism);
         }
         finally
         {

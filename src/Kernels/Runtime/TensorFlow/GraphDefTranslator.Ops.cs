@@ -221,9 +221,14 @@ internal sealed partial class GraphDefTranslator
             int columns = Bool(node, "transpose_b") ? weight.Rows : weight.Columns;
             if (!weight.PerChannel || Bool(node, "transpose_b") == (weight.Axis == 0))
             {
-                _b.Node("DynamicQuantizeMatMul", node.Name,
-                    [a, _b.Initializer(node.Name + "/w", weight.Type, [rows, columns], w), ZeroPoint(node, weight), Scales(node, weight)],
-                    [Out(node)], Planning.PlanBuilder.FusedDomain);
+                List<string> inputs = [a, _b.Initializer(node.Name + "/w", weight.Type, [rows, columns], w), ZeroPoint(node, weight), Scales(node, weight)];
+                string result = Out(node);
+                if (_biases.TryGetValue(node.Name, out var bias))
+                {
+                    inputs.Add(bias.Bias);
+                    result = Out(bias.Add);
+                }
+                _b.Node("DynamicQuantizeMatMul", node.Name, inputs, [result], Planning.PlanBuilder.FusedDomain);
                 return;
             }
         }
@@ -266,7 +271,14 @@ internal sealed partial class GraphDefTranslator
             inputs.Add(ZeroPoint(node, weight));
             inputs.Add(Scales(node, weight));
         }
-        var conv = _b.Node("Conv2D", node.Name, inputs, [Out(node)], Domain);
+        string result = Out(node);
+        if (_biases.TryGetValue(node.Name, out var bias))
+        {
+            while (inputs.Count < 4) inputs.Add("");
+            inputs.Add(bias.Bias);
+            result = Out(bias.Add);
+        }
+        var conv = _b.Node("Conv2D", node.Name, inputs, [result], Domain);
         OnnxGraphBuilder.Attribute(conv, "strides", strides.Length == 4 ? [strides[1], strides[2]] : [1L, 1L]);
         OnnxGraphBuilder.Attribute(conv, "dilations", dilations.Length == 4 ? [dilations[1], dilations[2]] : [1L, 1L]);
         OnnxGraphBuilder.Attribute(conv, "padding", padding);

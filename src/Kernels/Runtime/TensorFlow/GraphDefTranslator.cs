@@ -24,6 +24,12 @@ internal sealed partial class GraphDefTranslator
     private readonly OnnxGraphBuilder _b = new();
     private readonly SessionOptions _options;
 
+    /// <summary>Per MatMul or Conv2D, the bias Add that the GEMM adds itself (constant [N] bias, the only reader, not fetched).</summary>
+    private readonly Dictionary<string, (TfNode Add, string Bias)> _biases = new(StringComparer.Ordinal);
+
+    /// <summary>Nodes folded into another's operator (bias Adds), not translated on their own.</summary>
+    private readonly HashSet<string> _absorbed = new(StringComparer.Ordinal);
+
     private GraphDefTranslator(GraphDefModel model, IEnumerable<string> feeds, SessionOptions options)
     {
         _model = model;
@@ -86,9 +92,10 @@ internal sealed partial class GraphDefTranslator
                 info.Type = PlaceholderType(placeholder);
             _b.Graph.Input.Add(info);
         }
+        FindBiases(needed, fetches);
         foreach (var node in _model.Proto.Node)
         {
-            if (needed.Contains(node.Name)) TranslateNode(node);
+            if (needed.Contains(node.Name) && !_absorbed.Contains(node.Name)) TranslateNode(node);
         }
         foreach (string fetch in fetches) _b.Graph.Output.Add(new ValueInfoProto { Name = fetch });
         if (!keepUnusedFeeds)
@@ -101,6 +108,40 @@ internal sealed partial class GraphDefTranslator
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 18 });
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = Domain, Version = 1 });
         return new OnnxModel(proto, _model.Source);
+    }
+
+    /// <summary>
+    /// Bias Adds the GEMM of a Conv2D, or of a MatMul on 8-bit weights, takes in: x + bias after the product, with a
+    /// constant float bias of one value per output column. (A float MatMul's Add is fused by the planner's MatMulAddFusion.)
+    /// </summary>
+    private void FindBiases(HashSet<string> needed, IReadOnlyList<string> fetches)
+    {
+        var readers = new Dictionary<string, List<TfNode>>(StringComparer.Ordinal);
+        foreach (var node in _model.Proto.Node.Where(n => needed.Contains(n.Name)))
+        {
+            foreach (string input in node.Input.Where(i => !i.StartsWith('^')))
+            {
+                string value = Canonical(input);
+                if (!readers.TryGetValue(value, out var list)) readers[value] = list = [];
+                list.Add(node);
+            }
+        }
+        foreach (var node in _model.Proto.Node.Where(n => needed.Contains(n.Name) && n.Op is "MatMul" or "Conv2D"))
+        {
+            if (fetches.Contains(node.Name) || _feeds.Contains(node.Name)) continue;
+            if (node.Op == "MatMul" && (!_options.UseIntegerKernels || QuantizedWeight(In(node, 1)) is null)) continue;
+            if (!readers.TryGetValue(node.Name, out var list) || list.Count != 1) continue;
+            var add = list[0];
+            if (add.Op is not ("BiasAdd" or "Add" or "AddV2") || InputCount(add) != 2 || _feeds.Contains(add.Name)) continue;
+            string bias = In(add, 0) == node.Name ? In(add, 1) : In(add, 0);
+            if (ConstantValue(bias) is not { ElementType: TensorElementType.Float32, Shape.Length: 1 } value) continue;
+            long columns = node.Op == "Conv2D"
+                ? ConstantValue(In(node, 1))?.Shape[^1] ?? QuantizedWeight(In(node, 1))?.Shape[^1] ?? -1
+                : QuantizedWeight(In(node, 1)) is { } w ? (Bool(node, "transpose_b") ? w.Shape[0] : w.Shape[1]) : -1;
+            if (value.Shape[0] != columns) continue;
+            _biases[node.Name] = (add, bias);
+            _absorbed.Add(add.Name);
+        }
     }
 
     /// <summary>The nodes the fetches depend on through data edges, stopping at fed tensors (control edges are ignored: a frozen graph has no state to order).</summary>
