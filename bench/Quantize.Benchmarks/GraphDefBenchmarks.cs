@@ -8,7 +8,8 @@ namespace Quantize.Benchmarks;
 
 /// <summary>
 /// TensorFlow frozen graphs on our runtime, float against <c>weights</c> mode (quantize_weights' quint8 + Dequantize, which the
-/// runtime runs on the int8 GEMM): tf2onnx's fc-layers MLP at batch 1 and 64, uTensor's CIFAR CNN at batch 8.
+/// runtime runs on the int8 GEMM) and its per-channel qint8 variant: tf2onnx's fc-layers MLP at batch 1 and 64, uTensor's
+/// CIFAR CNN at batch 8.
 /// The graphs come from ../shared/tf-graphs beside the repository.
 /// </summary>
 public class GraphDefBenchmarks
@@ -16,7 +17,7 @@ public class GraphDefBenchmarks
     [Params("fc-layers-b1", "fc-layers-b64", "cifar-cnn-b8")]
     public string Graph { get; set; } = "";
 
-    [Params("fp32", "weights")]
+    [Params("fp32", "weights", "weights-per-channel")]
     public string Precision { get; set; } = "";
 
     private ModelSession _session = null!;
@@ -28,8 +29,11 @@ public class GraphDefBenchmarks
     {
         bool cnn = Graph.StartsWith("cifar", StringComparison.Ordinal);
         byte[] bytes = File.ReadAllBytes(SharedGraph(cnn ? "utensor_test_cnn_float.pb" : "tf2onnx_fc_layers.pb"));
-        if (Precision == "weights")
-            bytes = GraphDefQuantizer.Quantize(bytes, Graph, new QuantizationOptions { Mode = QuantizationMode.Weights }).Output.ToByteArray();
+        if (Precision != "fp32")
+        {
+            var options = new QuantizationOptions { Mode = QuantizationMode.Weights, GraphDefPerChannel = Precision == "weights-per-channel" };
+            bytes = GraphDefQuantizer.Quantize(bytes, Graph, options).Output.ToByteArray();
+        }
         _session = ModelSession.Create(GraphDefModel.Load(bytes, Graph), new SessionOptions { Threads = 1 });
         int batch = int.Parse(Graph[(Graph.LastIndexOf('b') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         if (cnn)
