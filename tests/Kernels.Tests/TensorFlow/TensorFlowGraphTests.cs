@@ -126,3 +126,20 @@ public sealed class TensorFlowGraphTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>uTensor's MNIST MLPs (float, and eightbit with other weights) read nnstreamer's digit, pixels scaled to [0, 1] as TensorFlow's MNIST tutorial feeds them.</summary>
+public sealed class UtensorMnistDigitTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData("tf-graphs/utensor_simple_mnist.pb")]
+    [InlineData("tf-graphs/utensor_quant_mnist.pb")]
+    public void ReadsNine(string graph)
+    {
+        byte[] pixels = File.ReadAllBytes(SharedData.Require("tf-graphs/nnstreamer_mnist_digit9.raw"));
+        var digit = Tensor.Create(pixels.Select(p => p / 255f).ToArray(), 1, 784);
+        using var session = ModelSession.Load(SharedData.Require(graph));
+        var results = session.Run(new Dictionary<string, Tensor> { ["x"] = digit }, ["y_pred", "OuputLayer/logits"]);
+        output.WriteLine($"{graph}: logits {string.Join(", ", results["OuputLayer/logits"].ToArray<float>().Select(v => v.ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}");
+        Assert.Equal(9L, Assert.Single(results["y_pred"].ToArray<long>()));
+    }
+}

@@ -287,8 +287,10 @@ internal sealed partial class GraphDefTranslator
     private void TranslateDepthwise(TfNode node)
     {
         RequireNhwc(node);
-        var filter = ConstantValue(In(node, 1)) is { ElementType: TensorElementType.Float32 } f ? f : null;
-        var filterShape = filter?.Shape.ToArray() ?? throw Unsupported(node, "the filter must be a float constant");
+        // The filter's shape must be known here: a float constant, or 8-bit weights behind a Dequantize (folded at load).
+        var filterShape = (ConstantValue(In(node, 1)) is { ElementType: TensorElementType.Float32 } f ? f.Shape.ToArray() : null)
+            ?? QuantizedWeight(In(node, 1))?.Shape
+            ?? throw Unsupported(node, "the filter must be a constant (float, or quantized behind a Dequantize)");
         long kh = filterShape[0], kw = filterShape[1], channels = filterShape[2], multiplier = filterShape[3];
         long[] strides = Ints(node, "strides"), dilations = Ints(node, "dilations");
         // [kh, kw, C, M] -> [C*M, 1, kh, kw]: output channel c*M+m reads input channel c.

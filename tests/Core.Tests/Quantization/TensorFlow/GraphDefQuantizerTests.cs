@@ -158,6 +158,31 @@ public sealed class GraphDefQuantizerTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The keyword spotter with every weight of 16 elements or more quantized (depthwise filters and batch-norm vectors included), per tensor and per channel, still runs and keeps float's top-1.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void KeywordSpotterRunsWithQuantizedWeights(bool perChannel)
+    {
+        byte[] source = File.ReadAllBytes(SharedData.Require("tf-graphs/kws_ds_cnn_s.pb"));
+        var options = Weights with { MinimumSize = 16, GraphDefPerChannel = perChannel };
+        var result = GraphDefQuantizer.Quantize(source, "kws", options);
+        Assert.Contains(result.Decisions, d => d.Quantized && d.Node.Contains("depthwise", StringComparison.Ordinal));
+        var random = new Random(2);
+        var mfcc = Tensor.Create(Enumerable.Range(0, 490).Select(_ => random.NextSingle() * 20 - 10).ToArray(), 1, 49, 10);
+        var sessionOptions = new SessionOptions { Threads = 1, GraphDefInputs = ["Mfcc:0"] };
+        float[] Probabilities(GraphDefModel model)
+        {
+            using var session = ModelSession.Create(model, sessionOptions);
+            return session.Run(new Dictionary<string, Tensor> { ["Mfcc:0"] = mfcc })["labels_softmax"].ToArray<float>();
+        }
+        var expected = Probabilities(GraphDefModel.Load(source, "kws"));
+        var actual = Probabilities((GraphDefModel)result.Output);
+        double worst = expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
+        output.WriteLine($"per channel {perChannel}: {result.QuantizedCount} weights, max probability difference {worst:G3}");
+        Assert.Equal(Array.IndexOf(expected, expected.Max()), Array.IndexOf(actual, actual.Max()));
+    }
+
     [Fact]
     public void RoundModeSnapsToBucketCentres()
     {
