@@ -5,8 +5,8 @@ using Quantize.Kernels.Runtime.Planning;
 namespace Quantize.Kernels.Runtime;
 
 /// <summary>
-/// A loaded, planned ONNX model, ready to run many times: the managed counterpart of ONNX Runtime's
-/// <c>InferenceSession</c> for the models Quantize.Build produces. A session may be run from several
+/// A loaded, planned ONNX model or TensorFlow frozen graph, ready to run many times: the managed counterpart of ONNX Runtime's
+/// <c>InferenceSession</c> for the models Quantize.Build produces (GraphDefs: docs/TENSORFLOW.md). A session may be run from several
 /// threads at once; each run owns its intermediate values, and the outputs belong to the caller.
 /// </summary>
 public sealed class ModelSession : IDisposable
