@@ -60,6 +60,28 @@ public sealed class TensorFlowGraphTests(ITestOutputHelper output)
         Assert.True(worst <= 1e-5 * scale, $"{worst} > 1e-5 x {scale}");
     }
 
+    /// <summary>Results do not depend on the thread count (the runtime's contract), for the conv net on both kernels.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ThreadCountDoesNotChangeResults(bool integerKernels)
+    {
+        var model = GraphDefModel.Load(SharedData.Require("tf-graphs/utensor_test_cnn_float.pb"));
+        var random = new Random(5);
+        var feeds = new Dictionary<string, Tensor>
+        {
+            ["img_batch"] = Tensor.Create(Enumerable.Range(0, 3 * 32 * 32 * 3).Select(_ => random.NextSingle()).ToArray(), 3, 32, 32, 3),
+            ["keep_prob_1"] = Tensor.Create([1f]),
+            ["keep_prob_2"] = Tensor.Create([1f]),
+        };
+        float[] Logits(int threads)
+        {
+            using var session = ModelSession.Create(model, new SessionOptions { Threads = threads, UseIntegerKernels = integerKernels });
+            return session.Run(feeds, ["fc_3/activation"])["fc_3/activation"].ToArray<float>();
+        }
+        Assert.Equal(Logits(1), Logits(2));
+    }
+
     public static TheoryData<string> AllGraphs() =>
     [
         "kws_ds_cnn_s.pb", "nnstreamer_mnist.pb", "tf2onnx_fc_layers.pb", "tf2onnx_lstm.pb", "utensor_quant_mnist.pb",
