@@ -47,6 +47,7 @@ public static class GraphDefQuantizer
         CheckMode(options.Mode, name);
         var model = GraphDefModel.Load(graph, name);
         var axes = options.GraphDefPerChannel && options.Mode == QuantizationMode.Weights ? ChannelAxes(model) : [];
+        var readerOps = options.IncludeOpTypes.Count + options.ExcludeOpTypes.Count > 0 ? ReaderOps(model) : [];
         var include = options.IncludeNodes.Select(NodeSelection.Glob).ToArray();
         var exclude = options.ExcludeNodes.Select(NodeSelection.Glob).ToArray();
         var decisions = new List<NodeDecision>();
@@ -54,7 +55,7 @@ public static class GraphDefQuantizer
         byte[] bytes = GraphDefSplice.Rewrite(graph, name, node =>
         {
             if (GraphDefModel.ConstValue(node) is not { } tensor) return null;
-            string? refusal = Refuse(node, tensor, options, include, exclude);
+            string? refusal = Refuse(node, tensor, options, include, exclude, readerOps.GetValueOrDefault(node.Name) ?? []);
             if (refusal is not null)
             {
                 decisions.Add(new NodeDecision(node.Name, node.Op, false, refusal));
@@ -108,12 +109,16 @@ public static class GraphDefQuantizer
             throw new ArgumentException($"{name}: {mode.ToString().ToLowerInvariant()} mode is not available for TensorFlow GraphDefs; use --mode weights (graph_transforms' quantize_weights) or --mode round (round_weights).");
     }
 
-    private static string? Refuse(NodeDef node, TensorProto tensor, QuantizationOptions options, System.Text.RegularExpressions.Regex[] include, System.Text.RegularExpressions.Regex[] exclude)
+    /// <summary>Why a constant stays float, or null: not float; the name options; the op-type options, applied to the ops that read it; its size.</summary>
+    private static string? Refuse(NodeDef node, TensorProto tensor, QuantizationOptions options, System.Text.RegularExpressions.Regex[] include,
+        System.Text.RegularExpressions.Regex[] exclude, HashSet<string> readerOps)
     {
         bool isFloat = node.Attr.TryGetValue("dtype", out var dtype) && dtype.Type == DataType.DtFloat && tensor.Dtype == DataType.DtFloat;
         if (!isFloat) return "not a float constant";
         if (exclude.Any(r => r.IsMatch(node.Name))) return "excluded by name";
         if (include.Length > 0 && !include.Any(r => r.IsMatch(node.Name))) return "name not included";
+        if (readerOps.Any(options.ExcludeOpTypes.Contains)) return "read by an excluded op type";
+        if (options.IncludeOpTypes.Count > 0 && !readerOps.Any(options.IncludeOpTypes.Contains)) return "not read by an included op type";
         long count = 1;
         foreach (var d in tensor.TensorShape?.Dim ?? []) count *= Math.Max(d.Size, 0);
         if (count < options.MinimumSize) return $"fewer than {options.MinimumSize} elements";
@@ -228,17 +233,7 @@ public static class GraphDefQuantizer
     /// </summary>
     internal static Dictionary<string, int> ChannelAxes(GraphDefModel model)
     {
-        var readers = new Dictionary<string, List<(NodeDef Node, int Input)>>(StringComparer.Ordinal);
-        foreach (var node in model.Proto.Node)
-        {
-            for (int i = 0; i < node.Input.Count; i++)
-            {
-                var reference = GraphDefInput.Parse(node.Input[i]);
-                if (reference.IsControl || reference.Output != 0) continue;
-                if (!readers.TryGetValue(reference.Node, out var list)) readers[reference.Node] = list = [];
-                list.Add((node, i));
-            }
-        }
+        var readers = Readers(model);
 
         int? AxisOf(string name, int depth)
         {
@@ -246,7 +241,7 @@ public static class GraphDefQuantizer
             int? axis = null;
             foreach (var (node, input) in uses)
             {
-                int? this_ = node.Op switch
+                int? use = node.Op switch
                 {
                     "Identity" => AxisOf(node.Name, depth + 1),
                     "Conv2D" when input == 1 => 3,
@@ -254,8 +249,8 @@ public static class GraphDefQuantizer
                     "MatMul" when input == 1 => node.Attr.TryGetValue("transpose_b", out var t) && t.B ? 0 : 1,
                     _ => null,
                 };
-                if (this_ is null || (axis is not null && axis != this_)) return null;
-                axis = this_;
+                if (use is null || (axis is not null && axis != use)) return null;
+                axis = use;
             }
             return axis;
         }
@@ -268,5 +263,45 @@ public static class GraphDefQuantizer
             if (AxisOf(node.Name, 0) is int axis && axis < rank) axes[node.Name] = axis;
         }
         return axes;
+    }
+
+    /// <summary>Each value's readers (data inputs of output 0) with the input index.</summary>
+    private static Dictionary<string, List<(NodeDef Node, int Input)>> Readers(GraphDefModel model)
+    {
+        var readers = new Dictionary<string, List<(NodeDef Node, int Input)>>(StringComparer.Ordinal);
+        foreach (var node in model.Proto.Node)
+        {
+            for (int i = 0; i < node.Input.Count; i++)
+            {
+                var reference = GraphDefInput.Parse(node.Input[i]);
+                if (reference.IsControl || reference.Output != 0) continue;
+                if (!readers.TryGetValue(reference.Node, out var list)) readers[reference.Node] = list = [];
+                list.Add((node, i));
+            }
+        }
+        return readers;
+    }
+
+    /// <summary>The op types that read each node's output, looking through Identity (for the op-type options).</summary>
+    internal static Dictionary<string, HashSet<string>> ReaderOps(GraphDefModel model)
+    {
+        var readers = Readers(model);
+        var result = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
+        void Collect(string name, HashSet<string> ops, int depth)
+        {
+            if (depth > 8 || !readers.TryGetValue(name, out var uses)) return;
+            foreach (var (node, _) in uses)
+            {
+                if (node.Op is "Identity" or "StopGradient") Collect(node.Name, ops, depth + 1);
+                else ops.Add(node.Op);
+            }
+        }
+        foreach (var node in model.Proto.Node.Where(n => n.Op == "Const"))
+        {
+            var ops = new HashSet<string>(StringComparer.Ordinal);
+            Collect(node.Name, ops, 0);
+            result[node.Name] = ops;
+        }
+        return result;
     }
 }

@@ -239,6 +239,21 @@ public sealed class GraphDefQuantizerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void SelectionOptionsApplyToConstantsAndTheirReaders()
+    {
+        byte[] source = File.ReadAllBytes(SharedData.Require("tf-graphs/utensor_test_cnn_float.pb"));
+        var all = GraphDefQuantizer.Quantize(source, "cnn", Weights).Decisions.Where(d => d.Quantized).Select(d => d.Node).ToList();
+        var withoutConv = GraphDefQuantizer.Quantize(source, "cnn", Weights with { ExcludeOpTypes = ["Conv2D"] }).Decisions;
+        var onlyMatMul = GraphDefQuantizer.Quantize(source, "cnn", Weights with { IncludeOpTypes = ["MatMul"] }).Decisions;
+        var byName = GraphDefQuantizer.Quantize(source, "cnn", Weights with { ExcludeNodes = [all[0]] }).Decisions;
+        Assert.True(all.Count > 3);
+        Assert.Equal(withoutConv.Where(d => d.Quantized).Select(d => d.Node), onlyMatMul.Where(d => d.Quantized).Select(d => d.Node));
+        Assert.Contains(withoutConv, d => d.Reason == "read by an excluded op type");
+        Assert.Contains(onlyMatMul, d => d.Quantized);
+        Assert.Equal(all.Skip(1), byName.Where(d => d.Quantized).Select(d => d.Node));
+    }
+
+    [Fact]
     public void OtherModesAreRefusedForGraphDefs()
     {
         byte[] source = File.ReadAllBytes(SharedData.Require("tf-graphs/nnstreamer_mnist.pb"));
