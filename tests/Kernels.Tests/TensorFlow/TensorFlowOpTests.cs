@@ -250,4 +250,50 @@ public sealed class TensorFlowOpTests
         Assert.Equal([5], row.Shape.ToArray());
         Close(Enumerable.Range(0, 5).Select(col => (double)x[10 + col]).ToArray(), row);
     }
+
+    /// <summary>The shape and array ops of the unrolled LSTM: Split, Unpack, Pack, ConcatV2, ExpandDims, Fill, Shape, Squeeze, Sigmoid, Tanh.</summary>
+    [Fact]
+    public void ArrayOpsOfTheLstm()
+    {
+        var x = Values(2 * 6);
+        Placeholder("x");
+        Ints("axis1", [], [1]);
+        var split = Op("split", "Split", "axis1", "x");
+        split.Attr["num_split"] = new AttrValue { I = 3 };
+        var unpack = Op("rows", "Unpack", "x");
+        unpack.Attr["num"] = new AttrValue { I = 2 };
+        unpack.Attr["axis"] = new AttrValue { I = 0 };
+        var pack = Op("packed", "Pack", "rows:1", "rows");
+        pack.Attr["axis"] = new AttrValue { I = 1 };
+        Ints("axisLast", [], [-1]);
+        Op("concat", "ConcatV2", "split:2", "split", "axisLast");
+        Ints("zero", [], [0]);
+        Op("expanded", "ExpandDims", "x", "zero");
+        Op("shape", "Shape", "x");
+        Floats("seven", [], [7f]);
+        Op("filled", "Fill", "shape", "seven");
+        var squeeze = Op("squeezed", "Squeeze", "expanded");
+        Set(squeeze, "squeeze_dims", 0);
+        Op("sig", "Sigmoid", "x");
+        Op("tanh", "Tanh", "x");
+        var feed = ("x:0", Tensor.Create(x, 2, 6));
+        double At(int r, int c) => x[r * 6 + c];
+
+        var part = Run("split:1", feed);
+        Assert.Equal([2, 2], part.Shape.ToArray());
+        Close([At(0, 2), At(0, 3), At(1, 2), At(1, 3)], part);
+        Close(Enumerable.Range(0, 6).Select(c => At(1, c)).ToArray(), Run("rows:1", feed));
+        var packed = Run("packed", feed);
+        Assert.Equal([6, 2], packed.Shape.ToArray());
+        Close(Enumerable.Range(0, 6).SelectMany(c => new[] { At(1, c), At(0, c) }).ToArray(), packed);
+        var concat = Run("concat", feed);
+        Assert.Equal([2, 4], concat.Shape.ToArray());
+        Close(new[] { 0, 1 }.SelectMany(r => new[] { At(r, 4), At(r, 5), At(r, 0), At(r, 1) }).ToArray(), concat);
+        Assert.Equal([1, 2, 6], Run("expanded", feed).Shape.ToArray());
+        Assert.Equal([2, 6], Run("shape", feed).ToArray<int>());
+        Close(Enumerable.Repeat(7.0, 12).ToArray(), Run("filled", feed));
+        Assert.Equal([2, 6], Run("squeezed", feed).Shape.ToArray());
+        Close(x.Select(v => 1 / (1 + Math.Exp(-v))).ToArray(), Run("sig", feed));
+        Close(x.Select(v => Math.Tanh(v)).ToArray(), Run("tanh", feed));
+    }
 }
