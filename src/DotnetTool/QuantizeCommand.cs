@@ -71,18 +71,21 @@ internal static class QuantizeCommand
             }
 
             var loaded = Model.Load(path);
-            if (loaded is not OnnxModel onnx)
-                throw new UsageException($"{path} is a TensorFlow GraphDef; this version quantizes ONNX models only (use 'dotnet quantize inspect' to summarize it).");
             string? dataFolder = parsed.GetValue(data), evaluationFolder = parsed.GetValue(evaluation);
+            bool graphDef = loaded is not OnnxModel;
             if (specs.All(p => p.spec.Name != "mode" || parsed.GetValue(p.option) is null))
-                options = options with { Mode = Quantizer.DefaultMode(onnx, hasCalibration: dataFolder is not null) };
+                options = options with { Mode = loaded is OnnxModel onnxModel ? Quantizer.DefaultMode(onnxModel, hasCalibration: dataFolder is not null) : QuantizationMode.Weights };
+            if (graphDef && (options.Mode is not (QuantizationMode.Weights or QuantizationMode.Round) || dataFolder is not null || evaluationFolder is not null))
+                throw new UsageException($"{path} is a TensorFlow GraphDef: use --mode weights or --mode round, without --data or --eval-data.");
+            if (!graphDef && options.Mode == QuantizationMode.Round)
+                throw new UsageException("round mode is for TensorFlow GraphDefs; ONNX models take weights, dynamic, static or int4.");
             if (options.Mode == QuantizationMode.Static && dataFolder is null)
                 throw new UsageException("static mode needs calibration data: pass --data DIR (one sub-folder per sample).");
 
-            var inputs = Kernels.Runtime.ModelSession.Create(onnx).Inputs;
+            var inputs = loaded is OnnxModel onnx ? Kernels.Runtime.ModelSession.Create(onnx).Inputs : [];
             SampleSource? calibration = dataFolder is null ? null : SampleFolders.Open(dataFolder, inputs);
             SampleSource? evaluationSamples = evaluationFolder is null ? null : SampleFolders.Open(evaluationFolder, inputs);
-            string outputPath = parsed.GetValue(output) ?? DefaultOutput(path, options.Mode);
+            string outputPath = parsed.GetValue(output) ?? DefaultOutput(path, options.Mode, graphDef);
             bool quietly = parsed.GetValue(quiet);
             if (!quietly && !parsed.GetValue(json)) stderr.WriteLine($"Quantizing {path} ({options.Mode.ToString().ToLowerInvariant()})...");
 
@@ -103,9 +106,11 @@ internal static class QuantizeCommand
         });
     }
 
-    private static string DefaultOutput(string path, QuantizationMode mode)
+    private static string DefaultOutput(string path, QuantizationMode mode, bool graphDef)
     {
         string folder = Path.GetDirectoryName(path) ?? "";
+        if (graphDef)
+            return Path.Combine(folder, $"{Path.GetFileNameWithoutExtension(path)}.{mode.ToString().ToLowerInvariant()}.pb");
         return Path.Combine(folder, Path.GetFileNameWithoutExtension(path) + (mode == QuantizationMode.Int4 ? ".int4.onnx" : ".int8.onnx"));
     }
 

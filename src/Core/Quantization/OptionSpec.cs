@@ -18,9 +18,11 @@ public sealed record OptionSpec(string Name, string Metadata, string Values, str
     /// <summary>Every quantizer option, in the order help lists them.</summary>
     public static IReadOnlyList<OptionSpec> All { get; } =
     [
-        new("mode", "Mode", "weights|dynamic|static|int4", "What to quantize: int8 weights only; int8 weights and run-time activations; weights and calibrated activations (QDQ); 4-bit MatMul weights. Default: static for a model with Conv when calibration data is given, dynamic otherwise.",
+        new("mode", "Mode", "weights|dynamic|static|int4|round", "What to quantize: int8 weights only; int8 weights and run-time activations; weights and calibrated activations (QDQ); 4-bit MatMul weights; float weights rounded to 256 levels (TensorFlow GraphDefs). Default: static for an ONNX model with Conv when calibration data is given, weights for a GraphDef, dynamic otherwise.",
             (o, v) => o with { Mode = Enum<QuantizationMode>(v, "mode") }),
         new("per-channel", "PerChannel", "true|false", "One scale per output channel (default true).", (o, v) => o with { PerChannel = Bool(v, "per-channel") }),
+        new("graphdef-per-channel", "GraphDefPerChannel", "true|false", "TensorFlow GraphDefs, weights mode: qint8 per output channel (Dequantize SCALED) instead of quantize_weights' quint8 per tensor (default false).",
+            (o, v) => o with { GraphDefPerChannel = Bool(v, "graphdef-per-channel") }),
         new("weight-type", "WeightType", "int8|uint8", "8-bit weight type (default int8).", (o, v) => o with { WeightType = Type(v, "weight-type") }),
         new("activation-type", "ActivationType", "uint8|int8", "8-bit activation type (default uint8).", (o, v) => o with { ActivationType = Type(v, "activation-type") }),
         new("symmetric-weights", "SymmetricWeights", "true|false", "Zero point 0 for weights (default true).", (o, v) => o with { SymmetricWeights = Bool(v, "symmetric-weights") }),

@@ -16,6 +16,9 @@ public enum QuantizationMode
 
     /// <summary>MatMul weights as 4-bit blocks (<c>com.microsoft</c> MatMulNBits, or opset-21 blocked DequantizeLinear).</summary>
     Int4,
+
+    /// <summary>TensorFlow GraphDefs only (graph_transforms' <c>round_weights</c>): float weights snapped to the centres of 256 buckets, for smaller compressed downloads.</summary>
+    Round,
 }
 
 /// <summary>How activation ranges are chosen from calibration statistics.</summary>
@@ -55,6 +58,12 @@ public sealed record QuantizationOptions
 
     /// <summary>One scale per output channel (column of a MatMul weight, output channel of a Conv) instead of one per tensor. Default true.</summary>
     public bool PerChannel { get; init; } = true;
+
+    /// <summary>
+    /// TensorFlow GraphDefs in weights mode: qint8 weights with one range per output channel (Dequantize mode=SCALED
+    /// with axis, TensorFlow 2) instead of quantize_weights' quint8 MIN_FIRST per tensor. Default false (TensorFlow's format).
+    /// </summary>
+    public bool GraphDefPerChannel { get; init; }
 
     /// <summary>The 8-bit weight type: int8 or uint8. Default int8.</summary>
     public TensorElementType WeightType { get; init; } = TensorElementType.Int8;

@@ -10,10 +10,15 @@ namespace Quantize.Core.Quantization;
 public sealed record NodeDecision(string Node, string OpType, bool Quantized, string Reason);
 
 /// <summary>The result of quantizing a model: the new model and the decisions behind it.</summary>
-/// <param name="Model">The quantized model (the source is never changed).</param>
+/// <param name="Output">The quantized model (the source is never changed): an ONNX model, or a TensorFlow GraphDef for a GraphDef source.</param>
 /// <param name="Decisions">One entry per node considered.</param>
-public sealed record QuantizationResult(Kernels.Models.Onnx.OnnxModel Model, IReadOnlyList<NodeDecision> Decisions)
+public sealed record QuantizationResult(Kernels.Models.Model Output, IReadOnlyList<NodeDecision> Decisions)
 {
+    /// <summary>The quantized ONNX model.</summary>
+    /// <exception cref="InvalidOperationException">The source was a TensorFlow GraphDef: read <see cref="Output"/>.</exception>
+    public Kernels.Models.Onnx.OnnxModel Model => Output as Kernels.Models.Onnx.OnnxModel
+        ?? throw new InvalidOperationException($"{Output.Source}: the quantized model is a TensorFlow GraphDef; read QuantizationResult.Output.");
+
     /// <summary>How many nodes were quantized.</summary>
     public int QuantizedCount => Decisions.Count(d => d.Quantized);
 

@@ -101,9 +101,12 @@ public static class Quantizer
         var clock = System.Diagnostics.Stopwatch.StartNew();
         if (Path.GetFullPath(sourcePath) == Path.GetFullPath(outputPath))
             throw new ArgumentException($"{outputPath}: the output would overwrite the source model; choose another output path.");
+        var loaded = Kernels.Models.Model.Load(sourcePath);
+        if (loaded is Kernels.Models.TensorFlow.GraphDefModel)
+            return TensorFlow.GraphDefQuantizer.QuantizeFile(sourcePath, outputPath, options, calibration ?? evaluation, clock);
         string sha;
         using (var stream = File.OpenRead(sourcePath)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
-        var source = OnnxModel.Load(sourcePath);
+        var source = (OnnxModel)loaded;
         var result = Quantize(source, options, calibration, evaluation, sha, progress);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(outputPath));
         if (folder is not null) Directory.CreateDirectory(folder);
@@ -171,6 +174,8 @@ public static class Quantizer
             case QuantizationMode.Static:
                 StaticQuantizer.Apply(context, statistics.Ranges!, keep);
                 break;
+            case QuantizationMode.Round:
+                throw new ArgumentException($"{source.Source}: round mode (round_weights) is for TensorFlow GraphDefs; ONNX models take weights, dynamic, static or int4.");
             default:
                 throw new ArgumentException($"{source.Source}: unknown mode {options.Mode}.");
         }

@@ -5,20 +5,22 @@ using Quantize.Kernels.Runtime.Planning;
 namespace Quantize.Kernels.Runtime;
 
 /// <summary>
-/// A loaded, planned ONNX model, ready to run many times: the managed counterpart of ONNX Runtime's
-/// <c>InferenceSession</c> for the models Quantize.Build produces. A session may be run from several
+/// A loaded, planned ONNX model or TensorFlow frozen graph, ready to run many times: the managed counterpart of ONNX Runtime's
+/// <c>InferenceSession</c> for the models Quantize.Build produces (GraphDefs: docs/TENSORFLOW.md). A session may be run from several
 /// threads at once; each run owns its intermediate values, and the outputs belong to the caller.
 /// </summary>
 public sealed class ModelSession : IDisposable
 {
     private readonly ExecutionPlan _plan;
     private readonly SessionOptions _options;
+    private readonly TensorFlow.GraphDefPlans? _graphDef;
     private bool _disposed;
 
-    private ModelSession(ExecutionPlan plan, SessionOptions options)
+    private ModelSession(ExecutionPlan plan, SessionOptions options, TensorFlow.GraphDefPlans? graphDef = null)
     {
         _plan = plan;
         _options = options;
+        _graphDef = graphDef;
         Inputs = plan.Inputs.Select(i => i.Info).ToArray();
         Outputs = plan.Outputs.Select(o => o.Info).ToArray();
     }
@@ -46,12 +48,20 @@ public sealed class ModelSession : IDisposable
     /// <summary>Loads and plans a model from a stream.</summary>
     public static ModelSession Load(Stream stream, string name, SessionOptions? options = null) => Create(Model.Load(stream, name), options);
 
-    /// <summary>Plans an already loaded model.</summary>
+    /// <summary>
+    /// Plans an already loaded model. A TensorFlow GraphDef's inputs are its placeholders and its outputs the tensors no node
+    /// reads; <see cref="Run"/> may also feed or fetch any other tensor by name (<c>node</c>, <c>node:0</c> or <c>node:N</c>).
+    /// </summary>
     public static ModelSession Create(Model model, SessionOptions? options = null)
     {
-        var onnx = model as OnnxModel ?? throw new UnsupportedModelException(model.Source, "TensorFlow GraphDefs cannot be run yet; only ONNX models.");
+        ArgumentNullException.ThrowIfNull(model);
         options ??= new SessionOptions();
-        return new ModelSession(PlanBuilder.Build(onnx, options), options);
+        if (model is Models.TensorFlow.GraphDefModel graphDef)
+        {
+            var plans = new TensorFlow.GraphDefPlans(graphDef, options);
+            return new ModelSession(plans.Default, options, plans);
+        }
+        return new ModelSession(PlanBuilder.Build((OnnxModel)model, options), options);
     }
 
     /// <summary>
@@ -63,8 +73,31 @@ public sealed class ModelSession : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(inputs);
-        var values = (Tensor?[])_plan.Constants.Clone();
-        foreach (var (info, slot) in _plan.Inputs)
+        return _graphDef is null ? RunPlan(_plan, inputs, outputNames) : RunGraphDef(_graphDef, inputs, outputNames);
+    }
+
+    /// <summary>A GraphDef run: names made canonical (<c>x:0</c> is <c>x</c>), the plan for these feeds and fetches, results under the names asked for.</summary>
+    private IReadOnlyDictionary<string, Tensor> RunGraphDef(TensorFlow.GraphDefPlans plans, IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputNames)
+    {
+        var feeds = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in inputs) feeds[TensorFlow.GraphDefTranslator.Canonical(name)] = tensor;
+        var requested = outputNames?.ToList();
+        var fetches = requested?.Select(TensorFlow.GraphDefTranslator.Canonical).Distinct().ToList();
+        var results = RunPlan(plans.For(feeds.Keys, fetches), feeds, fetches);
+        if (requested is null) return results;
+        var named = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (string name in requested)
+        {
+            var value = results[TensorFlow.GraphDefTranslator.Canonical(name)];
+            named[name] = named.Values.Contains(value) ? Own(new Tensor(value.ElementType, value.ShapeArray, new TensorBuffer(value.Buffer.Data, pooled: false))) : value;
+        }
+        return named;
+    }
+
+    private IReadOnlyDictionary<string, Tensor> RunPlan(ExecutionPlan plan, IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? outputNames)
+    {
+        var values = (Tensor?[])plan.Constants.Clone();
+        foreach (var (info, slot) in plan.Inputs)
         {
             if (inputs.TryGetValue(info.Name, out var tensor))
             {
@@ -73,16 +106,16 @@ public sealed class ModelSession : IDisposable
             }
             else if (values[slot] is null)
             {
-                throw new ArgumentException($"{_plan.Source}: input '{info.Name}' ({info}) is missing.", nameof(inputs));
+                throw new ArgumentException($"{plan.Source}: input '{info.Name}' ({info}) is missing.", nameof(inputs));
             }
         }
         foreach (var name in inputs.Keys)
         {
-            if (!_plan.Inputs.Any(i => i.Info.Name == name))
-                throw new ArgumentException($"{_plan.Source}: the model has no input '{name}'. Its inputs: {string.Join(", ", Inputs.Select(i => i.Name))}.", nameof(inputs));
+            if (!plan.Inputs.Any(i => i.Info.Name == name))
+                throw new ArgumentException($"{plan.Source}: the model has no input '{name}'. Its inputs: {string.Join(", ", Inputs.Select(i => i.Name))}.", nameof(inputs));
         }
 
-        foreach (var node in _plan.Nodes)
+        foreach (var node in plan.Nodes)
         {
             var nodeInputs = new Tensor?[node.Inputs.Length];
             for (int i = 0; i < nodeInputs.Length; i++)
@@ -98,9 +131,9 @@ public sealed class ModelSession : IDisposable
             }
             foreach (int slot in node.ReleaseAfter)
             {
-                if (values[slot] is { } dead && _plan.Constants[slot] is null)
+                if (values[slot] is { } dead && plan.Constants[slot] is null)
                 {
-                    if (!IsCallerInput(slot)) dead.Buffer.Release();
+                    if (!plan.Inputs.Any(i => i.Slot == slot)) dead.Buffer.Release();
                     values[slot] = null;
                 }
             }
@@ -108,23 +141,21 @@ public sealed class ModelSession : IDisposable
 
         var wanted = outputNames?.ToHashSet(StringComparer.Ordinal);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (info, slot) in _plan.Outputs)
+        foreach (var (info, slot) in plan.Outputs)
         {
             if (wanted is not null && !wanted.Contains(info.Name)) continue;
-            var value = values[slot] ?? throw new InvalidOperationException($"{_plan.Source}: output '{info.Name}' was not computed.");
+            var value = values[slot] ?? throw new InvalidOperationException($"{plan.Source}: output '{info.Name}' was not computed.");
             result[info.Name] = Own(value);
         }
         if (wanted is not null)
         {
             foreach (var name in wanted)
             {
-                if (!result.ContainsKey(name)) throw new ArgumentException($"{_plan.Source}: the model has no output '{name}'.", nameof(outputNames));
+                if (!result.ContainsKey(name)) throw new ArgumentException($"{plan.Source}: the model has no output '{name}'.", nameof(outputNames));
             }
         }
         return result;
     }
-
-    private bool IsCallerInput(int slot) => _plan.Inputs.Any(i => i.Slot == slot);
 
     /// <summary>An output the caller may keep and change: pooled arrays are handed over; shared ones (constants, inputs) are copied.</summary>
     private static Tensor Own(Tensor value)

@@ -12,6 +12,13 @@ public sealed class SessionOptions
     /// </summary>
     public bool UseIntegerKernels { get; init; } = true;
 
+    /// <summary>
+    /// TensorFlow GraphDefs only: the tensors the session's inputs are (<c>node</c> or <c>node:N</c>) instead of the placeholders,
+    /// so that a graph runs from inside, past ops the runtime lacks (the keyword spotter fed at <c>Mfcc:0</c>, after its audio
+    /// front end). Null (the default) means the placeholders.
+    /// </summary>
+    public IReadOnlyList<string>? GraphDefInputs { get; init; }
+
     /// <summary>Fold nodes whose inputs are all constant at load. Default true.</summary>
     public bool FoldConstants { get; init; } = true;
 }

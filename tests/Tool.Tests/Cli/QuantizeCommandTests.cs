@@ -98,12 +98,17 @@ public sealed class QuantizeCommandTests : IDisposable
     }
 
     [Fact]
-    public void A_tensorflow_graph_is_a_usage_error()
+    public void A_tensorflow_graph_takes_weights_mode_by_default_and_refuses_onnx_modes()
     {
-        string graph = SharedData.Require("tf-graphs/utensor_quant_mnist.pb");
-        var run = CliRun.Of(graph, "-o", Path.Combine(_folder, "x.pb"));
-        Assert.Equal(2, run.ExitCode);
-        Assert.Contains("TensorFlow GraphDef", Assert.Single(run.StderrLines));
+        string graph = SharedData.Require("tf-graphs/nnstreamer_mnist.pb");
+        var dynamic = CliRun.Of(graph, "--mode", "dynamic", "-o", Path.Combine(_folder, "x.pb"));
+        Assert.Equal(2, dynamic.ExitCode);
+        Assert.Contains("TensorFlow GraphDef", Assert.Single(dynamic.StderrLines));
+
+        var byDefault = CliRun.Of(graph, "-o", Path.Combine(_folder, "y.pb"), "--json");
+        Assert.True(byDefault.ExitCode == 0, byDefault.Stderr);
+        using var json = JsonDocument.Parse(byDefault.Stdout);
+        Assert.Equal("weights", json.RootElement.GetProperty("mode").GetString());
     }
 
     private string WriteModel()
