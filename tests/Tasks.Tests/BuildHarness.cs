@@ -43,8 +43,9 @@ internal sealed class BuildHarness : IDisposable
         File.WriteAllText(Path.Combine(Root, "Directory.Build.props"), "<Project />");
         File.WriteAllText(Path.Combine(Root, "Directory.Build.targets"), "<Project />");
         File.WriteAllText(Path.Combine(Root, "Directory.Packages.props"), "<Project />");
-        string tasksProject = typeof(BuildHarness).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "TasksProject").Value!;
-        Run(Root, "pack", tasksProject, "-c", "Release", "-o", Feed, "-p:Version=" + PackageVersion).Succeeded();
+        // Packed from what the test run built (no build here: other test assemblies may be running the same binaries).
+        var metadata = typeof(BuildHarness).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().ToDictionary(a => a.Key, a => a.Value);
+        Run(Root, "pack", metadata["TasksProject"]!, "--no-build", "-c", metadata["Configuration"]!, "-o", Feed, "-p:Version=" + PackageVersion).Succeeded();
     }
 
     /// <summary>A version no other build uses, so the package folder never holds a stale copy.</summary>
@@ -85,7 +86,10 @@ internal sealed class BuildHarness : IDisposable
     }
 
     /// <summary>Runs <c>dotnet ARGS</c> in <paramref name="folder"/> with this harness's NuGet folders; returns the exit code and all output.</summary>
-    public DotnetRun Run(string folder, params string[] args)
+    public DotnetRun Run(string folder, params string[] args) => Run(folder, null, args);
+
+    /// <summary>As <see cref="Run(string, string[])"/>, but kills the whole process tree at the first output line that <paramref name="killWhen"/> accepts.</summary>
+    public DotnetRun Run(string folder, Func<string, bool>? killWhen, params string[] args)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet)
@@ -108,7 +112,22 @@ internal sealed class BuildHarness : IDisposable
         start.Environment["TERM"] = "dumb";
         using var process = Process.Start(start)!;
         var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+            if (killWhen is not null && killWhen(e.Data))
+            {
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Already finished.
+                }
+            }
+        };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

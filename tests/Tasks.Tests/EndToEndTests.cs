@@ -18,11 +18,19 @@ public sealed class PackageFixture : IDisposable
     }
 }
 
+/// <summary>The end-to-end tests share one packed package and run one at a time (the machine has few cores).</summary>
+[CollectionDefinition(Name)]
+public sealed class BuildCollection : ICollectionFixture<PackageFixture>
+{
+    public const string Name = "Builds from the packed package";
+}
+
 /// <summary>
 /// The package as users get it: packed to a local feed, referenced by generated projects, built with real
 /// <c>dotnet build</c>/<c>publish</c>/<c>clean</c> processes with their own NuGet and cache folders.
 /// </summary>
-public class EndToEndTests(PackageFixture fixture) : IClassFixture<PackageFixture>
+[Collection(BuildCollection.Name)]
+public class EndToEndTests(PackageFixture fixture)
 {
     private BuildHarness Harness => fixture.Harness;
 
@@ -82,6 +90,10 @@ public class EndToEndTests(PackageFixture fixture) : IClassFixture<PackageFixtur
         byte[] model = TestModels.Mlp(11);
         string first = Harness.CreateProject("CacheFirst", """<QuantizeModel Include="m.onnx" Mode="weights" />""");
         File.WriteAllBytes(Path.Combine(first, "m.onnx"), model);
+        // A design-time build (the IDE's) quantizes nothing.
+        var designTime = Harness.Run(first, "build", "-p:DesignTimeBuild=true", "-v:n", "-tl:off").Succeeded();
+        Assert.DoesNotContain("msbuild-batch", designTime.Output);
+        Assert.False(Directory.Exists(Path.Combine(first, "obj", "Debug", "net10.0", "quantize")));
         var made = Harness.Run(first, "build", "-v:n", "-tl:off").Succeeded();
         Assert.Contains("m.onnx -> m.weights.onnx (weights): ", made.Output);
         Assert.DoesNotContain("(cached)", made.Output);
@@ -147,7 +159,7 @@ public class EndToEndTests(PackageFixture fixture) : IClassFixture<PackageFixtur
     }
 
     /// <summary>ONNX Runtime runs the quantized model, and its output is close to the float model's.</summary>
-    private static void AssertRunsLikeFloat(string floatModel, string quantizedModel, double minimumCosine)
+    internal static void AssertRunsLikeFloat(string floatModel, string quantizedModel, double minimumCosine)
     {
         Assert.True(File.Exists(quantizedModel), $"{quantizedModel} is missing");
         var random = new Random(42);

@@ -7,18 +7,18 @@ namespace Quantize.Build.Tasks.Tests;
 internal static class TestModels
 {
     /// <summary>
-    /// x[1,64] -> MatMul(64x96) -> Add -> Relu -> MatMul(96x10) -> y[1,10]: two weights big enough to quantize
-    /// (6144 and 960 elements; the second stays float under the default minimum size of 1024).
+    /// x[1,64] -> MatMul(64xH) -> Add -> Relu -> MatMul(Hx10) -> y[1,10], H = <paramref name="hidden"/>. With the default
+    /// H = 96 the weights have 6144 and 960 elements: the second stays float under the default minimum size of 1024.
     /// </summary>
-    public static byte[] Mlp(int seed = 7)
+    public static byte[] Mlp(int seed = 7, int hidden = 96)
     {
         var random = new Random(seed);
         var graph = new GraphProto { Name = "mlp" };
         graph.Input.Add(Value("x", 1, 64));
         graph.Output.Add(Value("y", 1, 10));
-        graph.Initializer.Add(Weights("w1", random, 64, 96));
-        graph.Initializer.Add(Weights("b1", random, 96));
-        graph.Initializer.Add(Weights("w2", random, 96, 10));
+        graph.Initializer.Add(Weights("w1", random, 64, hidden));
+        graph.Initializer.Add(Weights("b1", random, hidden));
+        graph.Initializer.Add(Weights("w2", random, hidden, 10));
         graph.Node.Add(Node("MatMul", "mm1", ["x", "w1"], "h0"));
         graph.Node.Add(Node("Add", "add1", ["h0", "b1"], "h1"));
         graph.Node.Add(Node("Relu", "relu1", ["h1"], "h2"));
