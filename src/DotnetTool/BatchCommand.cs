@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Quantize.Core.Cache;
 using Quantize.Core.Calibration;
@@ -132,7 +131,7 @@ internal static class BatchCommand
                 Delete(item.Output);
                 return Error(item, InvalidModel, Oneline(e.Message));
             }
-            WriteAtomically(item.Report, summary.ToJson() + "\n");
+            Kernels.IO.AtomicFile.Write(item.Report, stream => stream.Write(System.Text.Encoding.UTF8.GetBytes(summary.ToJson() + "\n")));
             if (summary.Result.TargetMet == false)
             {
                 // No output: the next build tries again (and reports again) instead of finding the target up to date.
@@ -206,14 +205,5 @@ internal static class BatchCommand
     private static void Delete(string path)
     {
         if (File.Exists(path)) File.Delete(path);
-    }
-
-    private static void WriteAtomically(string path, string text)
-    {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temporary = full + ".tmp-" + Guid.NewGuid().ToString("N");
-        File.WriteAllText(temporary, text);
-        File.Move(temporary, full, overwrite: true);
     }
 }

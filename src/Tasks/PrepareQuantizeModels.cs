@@ -86,7 +86,7 @@ public sealed class PrepareQuantizeModels : Microsoft.Build.Utilities.Task
             item.SetMetadata("_QuantizeOutput", output);
             item.SetMetadata("_QuantizeReport", output + ".report.json");
             item.SetMetadata("_QuantizeStampFile", output + ".options");
-            item.SetMetadata("_QuantizeStampText", QuantizeItems.StampText(metadata, QuantizeItems.PackageVersion));
+            item.SetMetadata("_QuantizeStampText", QuantizeItems.StampText(metadata, QuantizeItems.PackageVersion, [full, .. calibration?.Files ?? []]));
             item.SetMetadata("_QuantizeTargetPath", targetPath);
             item.SetMetadata("_QuantizeCalibrationFolder", calibration?.Folder ?? "");
             item.SetMetadata("_QuantizeCalibrationSamples", string.Join(";", calibration?.Samples ?? []));

@@ -48,13 +48,20 @@ public static class QuantizeItems
 
     /// <summary>
     /// The options stamp: a hash of every metadata value that can change the result (all but placement and the tasks'
-    /// own), in ordinal order of the names, with the package version. Written only when it differs, so its time stamp
-    /// moves exactly when the options do.
+    /// own), in ordinal order of the names, with the package version and the input files (path, size, time). Written
+    /// only when it differs, so its time stamp moves exactly when the options do, or when an input is swapped for an
+    /// older file, added or removed (which time stamps alone would miss).
     /// </summary>
-    public static string StampText(IEnumerable<KeyValuePair<string, string>> metadata, string packageVersion)
+    public static string StampText(IEnumerable<KeyValuePair<string, string>> metadata, string packageVersion, IEnumerable<string>? inputFiles = null)
     {
         var text = new StringBuilder();
         text.Append("Quantize.Build ").Append(packageVersion).Append('\n');
+        foreach (string file in inputFiles ?? [])
+        {
+            var info = new FileInfo(file);
+            text.Append("input ").Append(Normalize(info.FullName)).Append(' ')
+                .Append(info.Exists ? info.Length : -1).Append(' ').Append(info.Exists ? info.LastWriteTimeUtc.Ticks : 0).Append('\n');
+        }
         foreach (var (name, value) in QuantizerMetadata(metadata))
             text.Append(name).Append('=').Append(value.Replace("\n", "\\n", StringComparison.Ordinal)).Append('\n');
         return $"Quantize.Build {packageVersion} options sha256={Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))}";

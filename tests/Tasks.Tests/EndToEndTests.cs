@@ -77,6 +77,13 @@ public class EndToEndTests(PackageFixture fixture)
         Assert.Equal(File.ReadAllBytes(Path.Combine(obj, "a.dynamic.onnx")), File.ReadAllBytes(Path.Combine(publish, "Models", "a.dynamic.onnx")));
         AssertRunsLikeFloat(Path.Combine(project, "Models", "b.onnx"), Path.Combine(publish, "Models", "b.static.onnx"), 0.98);
 
+        // Touching a model re-runs that item only (its result comes from the cache: same model, same options).
+        File.SetLastWriteTimeUtc(Path.Combine(project, "Models", "a.onnx"), DateTime.UtcNow);
+        var fourth = Harness.Run(project, "build", "-v:n", "-tl:off").Succeeded();
+        Assert.Contains("Models/a.onnx -> Models/a.dynamic.onnx (dynamic): ", fourth.Output);
+        Assert.Contains("(cached)", fourth.Output);
+        Assert.DoesNotContain("Models/b.onnx -> ", fourth.Output);
+
         // Clean removes what the build wrote.
         Harness.Run(project, "clean", "-tl:off").Succeeded();
         Assert.Empty(Directory.Exists(obj) ? Directory.GetFiles(obj) : []);

@@ -48,6 +48,24 @@ public class QuantizeItemsTests
         Assert.NotEqual(baseline, QuantizeItems.StampText(Metadata(("Mode", "dynamic"), ("PerChannel", "false")), "1.0.0"));
         Assert.NotEqual(baseline, QuantizeItems.StampText(Metadata(("Mode", "dynamic"), ("PerChannel", "true"), ("Calibration", "data")), "1.0.0"));
         Assert.NotEqual(baseline, QuantizeItems.StampText(Metadata(("Mode", "dynamic"), ("PerChannel", "true")), "1.0.1"));
+        // Input files: another file, or one more, changes it; the same files give the same stamp.
+        string root = Directory.CreateTempSubdirectory("quantize-stamp-").FullName;
+        try
+        {
+            string a = Path.Combine(root, "a.onnx"), b = Path.Combine(root, "b.pb");
+            File.WriteAllBytes(a, [1, 2]);
+            File.WriteAllBytes(b, [3]);
+            string withA = QuantizeItems.StampText(Metadata(("Mode", "dynamic")), "1.0.0", [a]);
+            Assert.Equal(withA, QuantizeItems.StampText(Metadata(("Mode", "dynamic")), "1.0.0", [a]));
+            Assert.NotEqual(withA, QuantizeItems.StampText(Metadata(("Mode", "dynamic")), "1.0.0", [b]));
+            Assert.NotEqual(withA, QuantizeItems.StampText(Metadata(("Mode", "dynamic")), "1.0.0", [a, b]));
+            File.SetLastWriteTimeUtc(a, File.GetLastWriteTimeUtc(a).AddDays(-3));
+            Assert.NotEqual(withA, QuantizeItems.StampText(Metadata(("Mode", "dynamic")), "1.0.0", [a]));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
         // One line, no MSBuild special characters: it goes through WriteLinesToFile as is.
         Assert.DoesNotContain(baseline, c => c is ';' or '%' or '*' or '?' or '@' or '$' or '\n');
     }
