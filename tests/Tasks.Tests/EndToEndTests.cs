@@ -51,6 +51,8 @@ public class EndToEndTests(PackageFixture fixture)
         var first = Harness.Run(project, "build", "-v:n", "-tl:off").Succeeded();
         Assert.Contains("Models/a.onnx -> Models/a.dynamic.onnx (dynamic): ", first.Output);
         Assert.Contains("Models/b.onnx -> Models/b.static.onnx (static): ", first.Output);
+        // With calibration data the line gives the accuracy measured on it.
+        Assert.Matches(@"Models/b\.onnx -> Models/b\.static\.onnx \(static\): [0-9.]+ KiB -> [0-9.]+ KiB \(\d+ ?%\), cosine [01]\.\d{4}, [0-9.]+ s", first.Output);
         Assert.DoesNotContain("(cached)", first.Output);
         Assert.Contains("message QNT005: Models/a.onnx: left float: 1 MatMul", first.Output);
         string bin = Path.Combine(project, "bin", "Debug", "net10.0", "Models");
