@@ -32,8 +32,10 @@ internal static class BatchCommand
         command.SetAction(parsed =>
         {
             var root = JsonNode.Parse(File.ReadAllText(parsed.GetValue(request)!))!.AsObject();
+            // No folder named means the user-level default; useCache false turns the cache off.
             string? cacheFolder = (string?)root["cacheDirectory"];
-            var cache = string.IsNullOrEmpty(cacheFolder) ? null : new QuantizationCache(cacheFolder);
+            var cache = (bool?)root["useCache"] == false ? null
+                : new QuantizationCache(string.IsNullOrEmpty(cacheFolder) ? QuantizationCache.DefaultDirectory : cacheFolder);
             var items = root["items"]!.AsArray().Select(i => Item.From(i!.AsObject())).ToList();
             int parallel = (int?)root["maxParallel"] is int p && p > 0 ? p : Environment.ProcessorCount;
             parallel = Math.Max(1, Math.Min(parallel, items.Count));

@@ -105,6 +105,9 @@ internal sealed class BuildHarness : IDisposable
         foreach (string variable in new[] { "MSBuildExtensionsPath", "MSBuildSDKsPath", "MSBUILD_EXE_PATH", "MSBuildLoadMicrosoftTargetsReadOnly", "VSTEST_HOST_DEBUG" })
             start.Environment.Remove(variable);
         start.Environment["NUGET_PACKAGES"] = Packages;
+        // The user-level default cache (local application data) lands here too, not in the user's folder.
+        start.Environment["XDG_DATA_HOME"] = Path.Combine(Root, "user-data");
+        start.Environment["LOCALAPPDATA"] = Path.Combine(Root, "user-data");
         start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";

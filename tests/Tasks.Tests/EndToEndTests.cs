@@ -125,6 +125,14 @@ public class EndToEndTests(PackageFixture fixture)
         string assembly = Path.Combine(second, "bin", "Debug", "net10.0", "CacheSecond.dll");
         Assert.Equal(reference, RealModels.ReadManifestResource(assembly, "Quantized.m.onnx"));
         Assert.False(File.Exists(Path.Combine(second, "bin", "Debug", "net10.0", "Data", "m.weights.onnx")));
+
+        // Without QuantizeCacheDirectory the cache is the user-level folder (local application data).
+        string third = Harness.CreateProject("CacheDefault", """<QuantizeModel Include="m.onnx" Mode="weights" />""", "<QuantizeCacheDirectory></QuantizeCacheDirectory>");
+        File.WriteAllBytes(Path.Combine(third, "m.onnx"), model);
+        var userLevel = Harness.Run(third, "build", "-v:n", "-tl:off").Succeeded();
+        Assert.DoesNotContain("(cached)", userLevel.Output);
+        var entries = Directory.GetFiles(Path.Combine(Harness.Root, "user-data", "Quantize.Build", "cache"), "*.model", SearchOption.AllDirectories);
+        Assert.Equal(reference, File.ReadAllBytes(Assert.Single(entries)));
     }
 
     [Fact]

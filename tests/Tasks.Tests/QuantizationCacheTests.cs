@@ -39,6 +39,14 @@ public sealed class QuantizationCacheTests : IDisposable
     }
 
     [Fact]
+    public void Default_folder_is_per_user()
+    {
+        string folder = QuantizationCache.DefaultDirectory;
+        Assert.True(Path.IsPathRooted(folder));
+        Assert.EndsWith(Path.Combine("Quantize.Build", "cache"), folder);
+    }
+
+    [Fact]
     public void Put_then_get_copies_model_and_report()
     {
         var cache = new QuantizationCache(Path.Combine(_root, "cache"));
