@@ -57,6 +57,7 @@ public static class QuantizeCli
         QuantizeCommand.Add(root, stdout, stderr);
         root.Subcommands.Add(InspectCommand(stdout));
         root.Subcommands.Add(BenchCommand(stdout));
+        root.Subcommands.Add(BatchCommand.Create(stdout));
         foreach (var option in root.Options)
         {
             if (option is HelpOption { Action: HelpAction help }) option.Action = new HelpWithNotes(help);

@@ -46,7 +46,7 @@ internal static class QuantizeCommand
             string? path = parsed.GetValue(model);
             if (path is null) throw new UsageException("no MODEL given. Run 'dotnet-quantize --help' for usage.");
             if (!File.Exists(path) && !Directory.Exists(path) && !path.Contains('.') && !path.Contains(Path.DirectorySeparatorChar) && !path.Contains('/'))
-                throw new UsageException($"'{path}' is neither a command ({string.Join(", ", root.Subcommands.Select(c => c.Name))}) nor a model file. Run 'dotnet-quantize --help' for usage.");
+                throw new UsageException($"'{path}' is neither a command ({string.Join(", ", root.Subcommands.Where(c => !c.Hidden).Select(c => c.Name))}) nor a model file. Run 'dotnet-quantize --help' for usage.");
             var options = new QuantizationOptions();
             foreach (var (spec, option) in specs)
             {

@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using Quantize.Kernels.Runtime;
+
+// Runs ResNet18 (float, as downloaded) and its int8 copy (quantized by the build: see QuantizedApp.csproj) on the same
+// inputs, and prints the sizes, how closely the quantized features agree with the float ones, and the speed.
+string folder = Path.Combine(AppContext.BaseDirectory, "Models");
+string floatPath = Path.Combine(folder, "ResNet18.onnx"), quantizedPath = Path.Combine(folder, "ResNet18.dynamic.onnx");
+if (!File.Exists(floatPath) || !File.Exists(quantizedPath))
+{
+    Console.Error.WriteLine($"The models are not in {folder}; build the project (dotnet build samples/QuantizedApp) so that restore downloads ResNet18 and the build quantizes it.");
+    return 1;
+}
+
+int threads = Math.Max(1, Environment.ProcessorCount);
+using var floatSession = ModelSession.Load(floatPath, new SessionOptions { Threads = threads });
+using var quantizedSession = ModelSession.Load(quantizedPath, new SessionOptions { Threads = threads });
+string input = floatSession.Inputs[0].Name;
+Console.WriteLine($"Float model:     {Mib(floatPath)}  {floatPath}");
+Console.WriteLine($"Quantized model: {Mib(quantizedPath)}  {quantizedPath}");
+
+// Synthetic images (smooth gradients and noise, deterministic): the point is agreement between the two models.
+var random = new Random(2024);
+const int Images = 4;
+double worst = 1, sum = 0;
+for (int image = 0; image < Images; image++)
+{
+    var pixels = new float[3 * 224 * 224];
+    for (int i = 0; i < pixels.Length; i++)
+    {
+        int x = i % 224, y = i / 224 % 224, c = i / (224 * 224);
+        pixels[i] = (float)(Math.Sin((x + image * 17) * 0.05 * (c + 1)) * Math.Cos(y * 0.03) * 100 + random.NextDouble() * 40 + 100);
+    }
+    var inputs = new Dictionary<string, Tensor> { [input] = Tensor.Create(pixels, 1, 3, 224, 224) };
+    float[] expected = floatSession.Run(inputs).Values.First().ToArray<float>();
+    float[] actual = quantizedSession.Run(inputs).Values.First().ToArray<float>();
+    double cosine = Cosine(expected, actual);
+    worst = Math.Min(worst, cosine);
+    sum += cosine;
+    Console.WriteLine($"Image {image + 1}: features [{string.Join(", ", actual.Take(4).Select(v => v.ToString("F3")))}, ...]  cosine to float {cosine:F5}");
+}
+Console.WriteLine($"Agreement: mean cosine {sum / Images:F5}, worst {worst:F5} over {Images} images");
+
+var timing = new Dictionary<string, Tensor> { [input] = Tensor.Create(new float[3 * 224 * 224], 1, 3, 224, 224) };
+Console.WriteLine($"Speed ({threads} threads): float {Median(floatSession):F1} ms, quantized {Median(quantizedSession):F1} ms per image");
+return 0;
+
+double Median(ModelSession session)
+{
+    for (int i = 0; i < 3; i++) session.Run(timing);
+    var times = new List<double>();
+    for (int i = 0; i < 10; i++)
+    {
+        var clock = Stopwatch.StartNew();
+        session.Run(timing);
+        times.Add(clock.Elapsed.TotalMilliseconds);
+    }
+    times.Sort();
+    return times[times.Count / 2];
+}
+
+static double Cosine(float[] a, float[] b)
+{
+    double dot = 0, aa = 0, bb = 0;
+    for (int i = 0; i < a.Length; i++)
+    {
+        dot += a[i] * (double)b[i];
+        aa += a[i] * (double)a[i];
+        bb += b[i] * (double)b[i];
+    }
+    return dot / Math.Sqrt(aa * bb);
+}
+
+static string Mib(string path) => $"{new FileInfo(path).Length / 1048576.0,6:F1} MiB";
