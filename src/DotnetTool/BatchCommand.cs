@@ -88,19 +88,22 @@ internal static class BatchCommand
             if (item.Calibration is not null && !Directory.Exists(item.Calibration))
                 return Error(item, BadCalibration, $"{item.Calibration}: the calibration data folder does not exist.");
 
-            OnnxModel model;
+            Model loaded;
             try
             {
-                if (Model.Load(item.Model) is not OnnxModel onnx)
-                    return Error(item, InvalidModel, $"{item.Model}: is a TensorFlow GraphDef; this version quantizes ONNX models only.");
-                model = onnx;
+                loaded = Model.Load(item.Model);
             }
             catch (Exception e) when (e is InvalidModelException or Kernels.Runtime.UnsupportedModelException or IOException)
             {
                 return Error(item, InvalidModel, Oneline(e.Message));
             }
+            var model = loaded as OnnxModel;
+            if (model is null && (options.Mode is not (QuantizationMode.Weights or QuantizationMode.Round) || hasData))
+                return Error(item, BadMetadata, $"{item.Model}: is a TensorFlow GraphDef: set the item's Mode to weights or round, without Calibration.");
+            if (model is not null && options.Mode == QuantizationMode.Round)
+                return Error(item, BadMetadata, $"{item.Model}: round mode is for TensorFlow GraphDefs; ONNX models take weights, dynamic, static or int4.");
             // A key covers the model file's bytes only, so a model with external data files is never cached.
-            bool cacheable = cache is not null && !model.Graph.Initializer.Any(t => t.ExternalData.Count > 0);
+            bool cacheable = cache is not null && (model is null || !model.Graph.Initializer.Any(t => t.ExternalData.Count > 0));
             string? key = null;
             if (cacheable)
             {
@@ -111,7 +114,7 @@ internal static class BatchCommand
             SampleSource? samples;
             try
             {
-                samples = Samples(item, model, options);
+                samples = model is null ? null : Samples(item, model, options);
             }
             catch (Exception e) when (e is InvalidDataException or IOException or InvalidModelException)
             {

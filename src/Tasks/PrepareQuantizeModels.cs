@@ -57,7 +57,14 @@ public sealed class PrepareQuantizeModels : Microsoft.Build.Utilities.Task
                 Error("QNT001", $"{model.ItemSpec}: the model file does not exist ({full}). Fix the QuantizeModel item's Include, or add the file.");
                 continue;
             }
+            // No Mode and no QuantizeDefaultMode: weights for a TensorFlow graph (its only 8-bit mode), dynamic for ONNX.
+            var item = new TaskItem(model);
             string mode = model.GetMetadata("Mode");
+            if (string.IsNullOrWhiteSpace(mode))
+            {
+                mode = QuantizeItems.DefaultMode(full);
+                item.SetMetadata("Mode", mode);
+            }
             string outputName = Trimmed(model.GetMetadata("OutputName")) ?? QuantizeItems.DefaultOutputName(full, mode);
             string targetPath = QuantizeItems.TargetPath(full, ProjectDirectory, outputName, model.GetMetadata("Link"), model.GetMetadata("TargetPath"));
             if (!QuantizeItems.IsContained(targetPath))
@@ -73,7 +80,7 @@ public sealed class PrepareQuantizeModels : Microsoft.Build.Utilities.Task
             targets[targetPath] = model.ItemSpec;
 
             string output = Path.Combine(intermediate, targetPath);
-            var metadata = Metadata(model);
+            var metadata = Metadata(item);
             var calibration = CalibrationPaths.Resolve(model.GetMetadata("Calibration"), ProjectDirectory);
             if (calibration is { Folder: null, Samples.Count: 0 })
             {
@@ -81,7 +88,6 @@ public sealed class PrepareQuantizeModels : Microsoft.Build.Utilities.Task
                 continue;
             }
 
-            var item = new TaskItem(model);
             item.SetMetadata("_QuantizeModelFullPath", full);
             item.SetMetadata("_QuantizeOutput", output);
             item.SetMetadata("_QuantizeReport", output + ".report.json");

@@ -19,6 +19,10 @@ public static class QuantizeItems
     /// <summary>The metadata the tasks add to prepared items; the prefix keeps them apart from the user's.</summary>
     public const string Prefix = "_Quantize";
 
+    /// <summary>The mode when neither the item nor <c>$(QuantizeDefaultMode)</c> gives one: <c>weights</c> for a TensorFlow <c>.pb</c>, else <c>dynamic</c>.</summary>
+    public static string DefaultMode(string modelPath) =>
+        string.Equals(Path.GetExtension(modelPath), ".pb", StringComparison.OrdinalIgnoreCase) ? "weights" : "dynamic";
+
     /// <summary>The default output file name: <c>NAME.MODE.EXT</c> (<c>encoder.dynamic.onnx</c>).</summary>
     public static string DefaultOutputName(string modelPath, string mode)
     {

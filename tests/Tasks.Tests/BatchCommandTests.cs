@@ -58,6 +58,24 @@ public sealed class BatchCommandTests : IDisposable
         Assert.Equal("quantized", (string?)off.Results["1"]["status"]);
     }
 
+    [Fact]
+    public void A_tensorflow_graph_takes_weights_mode_and_refuses_onnx_modes()
+    {
+        string graph = Quantize.Tests.SharedData.Require("tf-graphs/nnstreamer_mnist.pb");
+        var items = new JsonArray
+        {
+            Item("0", graph, "out/mnist.weights.pb", new JsonObject { ["Mode"] = "weights" }),
+            Item("1", graph, "out/mnist.dynamic.pb", new JsonObject { ["Mode"] = "dynamic" }),
+        };
+        var run = Run(items, cache: Path.Combine(_root, "cache"));
+        Assert.Equal("quantized", (string?)run.Results["0"]["status"]);
+        var output = Assert.IsType<Quantize.Kernels.Models.TensorFlow.GraphDefModel>(Quantize.Kernels.Models.Model.Load(Path.Combine(_root, "out/mnist.weights.pb")));
+        Assert.Contains(output.Proto.Node, n => n.Op == "Dequantize");
+        Assert.Equal("error", (string?)run.Results["1"]["status"]);
+        Assert.Equal("QNT006", (string?)run.Results["1"]["code"]);
+        Assert.False(File.Exists(Path.Combine(_root, "out/mnist.dynamic.pb")));
+    }
+
     private JsonObject Item(string id, string model, string output, JsonObject metadata, string[]? samples = null) => new()
     {
         ["id"] = id,

@@ -12,6 +12,12 @@ public class QuantizeItemsTests
     public void Default_output_name_is_name_mode_extension(string model, string mode, string expected) =>
         Assert.Equal(expected, QuantizeItems.DefaultOutputName(model, mode));
 
+    [Theory]
+    [InlineData("Models/encoder.onnx", "dynamic")]
+    [InlineData("graphs/frozen.PB", "weights")]
+    public void Without_a_mode_a_graph_takes_weights_and_an_onnx_model_dynamic(string model, string expected) =>
+        Assert.Equal(expected, QuantizeItems.DefaultMode(model));
+
     [Fact]
     public void Target_path_keeps_the_folder_inside_the_project_and_drops_it_outside()
     {
