@@ -142,7 +142,7 @@ public sealed class PackedInt8Matrix
         bool saturates = saturatingQuads ?? !(AvxVnni.IsSupported || Dp.IsSupported);
         if (format != Int8PackFormat.Pairs16)
         {
-            var quads = QuadWeightLayout.Pack(values, depth, columns, signed, given, saturates);
+            var quads = QuadWeightLayout.Pack(values, depth, columns, given, saturates);
             if (format == Int8PackFormat.Quads || quads.Correction is null || quads.Correction.Count <= MaxCorrectionFraction * depth * columns)
                 return new PackedInt8Matrix(depth, columns, signed, Int8PackFormat.Quads, given, quads.ZeroPoints, quads.ColumnSums, quads.Data, quads.Correction)
                 {
@@ -200,60 +200,60 @@ internal static class PairWeightLayout
 
 /// <summary>
 /// The Quads layout: per panel and quad of K, 64 bytes: columns 0..7 then 8..15, each column's four
-/// values adjacent, stored as int8 (uint8 B shifted by -128, its zero point with it).
+/// values adjacent, stored as int8 <c>B - zB</c> (the column's zero point subtracted at packing, so the stored zero
+/// point is 0 and the kernel needs no per-row sums of A).
 /// <para>
-/// <c>vpmaddubsw</c> adds the products of adjacent pairs in 16 bits with saturation. With A anywhere in
-/// 0..255, a pair (b0, b1) is safe when the products cannot pass ±32767: when b0 and b1 differ in sign, or
-/// |b0 + b1| &lt;= 128. An unsafe pair keeps the part of its values that is safe and moves the excess into
-/// <see cref="SparseCorrection"/>. Real weights (bell-shaped, scaled to the int8 range) need very few.
+/// A value of <c>B - zB</c> outside -128..127 (asymmetric weights, e.g. TensorFlow's quint8 with zero point 153)
+/// keeps its clamped part and moves the rest into <see cref="SparseCorrection"/>. And <c>vpmaddubsw</c> adds the
+/// products of adjacent pairs in 16 bits with saturation: with A anywhere in 0..255, a pair (b0, b1) is safe when the
+/// products cannot pass ±32767: when b0 and b1 differ in sign, or |b0 + b1| &lt;= 128. An unsafe pair keeps the part
+/// of its values that is safe and moves the excess into the correction too. Real weights (bell-shaped around their
+/// zero point) need very few.
 /// </para>
 /// </summary>
 internal static class QuadWeightLayout
 {
     public static (byte[] Data, int[] ZeroPoints, int[] ColumnSums, SparseCorrection? Correction) Pack(
-        int[] values, int depth, int columns, bool signed, int[] zeroPoints, bool saturates)
+        int[] values, int depth, int columns, int[] zeroPoints, bool saturates)
     {
         const int width = PackedInt8Matrix.PanelWidth;
         int panels = (columns + width - 1) / width;
         int quads = (depth + 3) / 4;
         var data = new byte[(long)panels * quads * 4 * width];
         var sums = new int[columns];
-        var zps = new int[columns];
         var starts = new int[columns + 1];
         var rows = new List<int>();
         var excess = new List<int>();
-        int shift = signed ? 0 : 128;
         for (int n = 0; n < columns; n++)
         {
             int panel = n / width, j = n % width;
             long column = (long)panel * quads * 4 * width + (j / 8) * 32 + (j % 8) * 4;
+            int zeroPoint = zeroPoints.Length == 1 ? zeroPoints[0] : zeroPoints[n];
             int sum = 0;
             for (int k = 0; k < depth; k += 2)
             {
-                int b0 = values[(long)n * depth + k] - shift;
-                int b1 = k + 1 < depth ? values[(long)n * depth + k + 1] - shift : 0;
+                int b0 = values[(long)n * depth + k] - zeroPoint;
+                int b1 = k + 1 < depth ? values[(long)n * depth + k + 1] - zeroPoint : 0;
                 sum += b0 + b1;
-                int s0 = b0, s1 = b1;
-                if (saturates && Math.Sign(b0) * Math.Sign(b1) > 0 && Math.Abs(b0 + b1) > 128)
+                int s0 = Math.Clamp(b0, -128, 127), s1 = Math.Clamp(b1, -128, 127);
+                if (saturates && Math.Sign(s0) * Math.Sign(s1) > 0 && Math.Abs(s0 + s1) > 128)
                 {
                     // Keep the pair's sum at ±128; the rest is applied outside the kernel.
-                    int sign = Math.Sign(b0);
-                    int over = Math.Abs(b0 + b1) - 128;
-                    int take0 = Math.Min(Math.Abs(b0), over);
-                    int take1 = over - take0;
-                    s0 = b0 - sign * take0;
-                    s1 = b1 - sign * take1;
-                    if (take0 != 0) { rows.Add(k); excess.Add(sign * take0); }
-                    if (take1 != 0) { rows.Add(k + 1); excess.Add(sign * take1); }
+                    int sign = Math.Sign(s0);
+                    int over = Math.Abs(s0 + s1) - 128;
+                    int take0 = Math.Min(Math.Abs(s0), over);
+                    s0 -= sign * take0;
+                    s1 -= sign * (over - take0);
                 }
+                if (b0 != s0) { rows.Add(k); excess.Add(b0 - s0); }
+                if (b1 != s1) { rows.Add(k + 1); excess.Add(b1 - s1); }
                 data[column + (k / 4) * 4 * width + (k & 3)] = (byte)(sbyte)s0;
                 if (k + 1 < depth) data[column + (k / 4) * 4 * width + (k & 3) + 1] = (byte)(sbyte)s1;
             }
             sums[n] = sum;
-            zps[n] = (zeroPoints.Length == 1 ? zeroPoints[0] : zeroPoints[n]) - shift;
             starts[n + 1] = rows.Count;
         }
         var correction = rows.Count == 0 ? null : new SparseCorrection(starts, rows.ToArray(), excess.ToArray());
-        return (data, zps, sums, correction);
+        return (data, new int[columns], sums, correction);
     }
 }

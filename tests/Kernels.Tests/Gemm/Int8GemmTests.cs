@@ -172,6 +172,33 @@ public class Int8PackFormatTests
     }
 
     [Fact]
+    public void Asymmetric_uint8_weights_around_their_zero_point_take_quads_and_stay_exact()
+    {
+        // TensorFlow's quantize_weights: quint8, range [min, max] holding 0, so the zero point sits off-centre (153 here)
+        // and B - 128 is lopsided. Stored as B - zB, bell-shaped weights are centred and need almost no corrections.
+        var random = new Random(7);
+        int k = 256, n = 64, zeroPoint = 153;
+        byte[] b = Enumerable.Range(0, k * n).Select(_ =>
+        {
+            double normal = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+            return (byte)Math.Clamp(Math.Round(zeroPoint + 25 * normal), 0, 255);
+        }).ToArray();
+        var packed = PackedInt8Matrix.Pack(b, k, n, [zeroPoint]);
+        Assert.Equal(Int8PackFormat.Quads, packed.Format);
+        Assert.True(packed.CorrectionCount <= PackedInt8Matrix.MaxCorrectionFraction * k * n, $"{packed.CorrectionCount} corrections");
+
+        byte[] a = Enumerable.Range(0, 5 * k).Select(_ => (byte)random.Next(256)).ToArray();
+        var expected = new int[5 * n];
+        Int8Gemm.MultiplyReference(a, false, 5, k, 3, b, false, n, [zeroPoint], expected);
+        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
+        {
+            var actual = new int[5 * n];
+            Int8Gemm.MultiplyInt32(a, 5, 3, false, packed, actual, degreeOfParallelism: 1, kernel);
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    [Fact]
     public void Full_range_weights_that_would_saturate_take_pairs_unless_forced()
     {
         // All 127: every adjacent pair sums to 254 > 128, which vpmaddubsw would saturate with A = 255.
