@@ -107,9 +107,11 @@ internal static class RunCommand
         {
             int equals = value.IndexOf('=', StringComparison.Ordinal);
             string name, file;
-            if (equals > 0 && declared.Any(i => i.Name == value[..equals]))
+            // TensorFlow names a tensor 'node:0' as well as 'node'.
+            string? named = equals > 0 ? declared.Select(i => i.Name).FirstOrDefault(n => n == value[..equals] || n + ":0" == value[..equals]) : null;
+            if (named is not null)
             {
-                (name, file) = (value[..equals], value[(equals + 1)..]);
+                (name, file) = (named, value[(equals + 1)..]);
             }
             else if (equals > 0 && !File.Exists(value))
             {

@@ -12,6 +12,26 @@ public sealed class RunCommandTests : IDisposable
     public void Dispose() => _models.Dispose();
 
     [Fact]
+    public void A_tensorflow_graph_reads_its_digit_before_and_after_weights_mode()
+    {
+        // label_image's role for a GraphDef: nnstreamer's MNIST graph on its sample "9" (pixels scaled to [-1, 1], as its README says).
+        string graph = Quantize.Tests.SharedData.Require("tf-graphs/nnstreamer_mnist.pb");
+        byte[] raw = File.ReadAllBytes(Quantize.Tests.SharedData.Require("tf-graphs/nnstreamer_mnist_digit9.raw"));
+        string input = _models.Path("digit.npy"), quantized = _models.Path("mnist.weights.pb");
+        TensorFiles.WriteNpy(input, Tensor.Create(raw.Select(v => (v - 127.5f) / 127.5f).ToArray(), 1, 784));
+        var quantize = CliRun.Of(graph, "--mode", "weights", "-o", quantized, "--quiet");
+        Assert.True(quantize.ExitCode == 0, quantize.Stderr);
+        foreach (string model in new[] { graph, quantized })
+        {
+            var run = CliRun.Of("run", model, "--input", $"input:0={input}", "--top", "1", "--json");
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            using var json = JsonDocument.Parse(run.Stdout);
+            var output = Assert.Single(json.RootElement.GetProperty("outputs").EnumerateArray());
+            Assert.Equal(9, output.GetProperty("top")[0][0].GetProperty("index").GetInt32());
+        }
+    }
+
+    [Fact]
     public void Npy_input_gives_onnx_runtimes_top_k_with_labels_and_saves_the_output()
     {
         string model = _models.WriteClassifier();
