@@ -113,7 +113,9 @@ internal static class ConvolutionLowering
         const long MaxChunkFloats = 1 << 20;
         long floats = (long)pixels * Math.Max(1, depth);
         int chunks = (int)Math.Max(1, (floats + MaxChunkFloats - 1) / MaxChunkFloats);
-        bool parallel = threads > 1 && pixels >= 240 * threads && floats >= 1 << 18;
+        // One chunk per thread even for ResNet's 7x7 maps: patch building and the output stage then run in parallel
+        // too, not only the GEMM (measured on ResNet18 at 2 threads: fp32 37.6 -> 33.5 ms, static int8 35.3 -> 27.8 ms).
+        bool parallel = threads > 1 && pixels >= 24 * threads && floats >= 1 << 16;
         if (parallel) chunks = (chunks + threads - 1) / threads * threads;
         int rows = (pixels + chunks - 1) / chunks;
         rows = (rows + 5) / 6 * 6;
