@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using NuGet.Versioning;
 using Quantize.Core.Cache;
 using Quantize.Core.Calibration;
 using Quantize.Core.Quantization;
 using Quantize.Core.Running;
 using Quantize.Kernels.Models;
 using Quantize.Kernels.Models.Onnx;
+using Quantize.Kernels.Runtime;
 
 namespace Quantize.Tool;
 
@@ -45,6 +47,7 @@ internal static class BatchCommand
             Parallel.ForEach(items, new ParallelOptions { MaxDegreeOfParallelism = parallel }, item =>
             {
                 var result = Run(item, cache, threadsEach);
+                if (OlderKernels((string?)root["kernelsReference"], item, result) is { } warning) result["warning"] = warning;
                 lock (gate)
                 {
                     failed |= (string?)result["status"] == "error";
@@ -57,7 +60,7 @@ internal static class BatchCommand
         return command;
     }
 
-    private sealed record Item(string Id, string Model, string Output, string Report, string? Calibration, IReadOnlyList<string>? Samples,
+    internal sealed record Item(string Id, string Model, string Output, string Report, string? Calibration, IReadOnlyList<string>? Samples,
         IReadOnlyList<KeyValuePair<string, string>> Metadata)
     {
         public static Item From(JsonObject json) => new(
@@ -175,6 +178,21 @@ internal static class BatchCommand
             .Select(g => $"{g.Count()} {g.Key.Item1} ({g.Key.Item2})").ToList();
         if (leftFloat.Count > 0) result["leftFloat"] = string.Join("; ", leftFloat);
         return result;
+    }
+
+    /// <summary>
+    /// QNT010's text when the project's Quantize.Kernels reference (a version or range) allows an older Quantize.Kernels
+    /// than the quantized ONNX model needs (its <see cref="RuntimeVersion.MetadataKey"/>: this tool's Quantize.Kernels).
+    /// </summary>
+    internal static string? OlderKernels(string? reference, Item item, JsonObject result)
+    {
+        if (string.IsNullOrWhiteSpace(reference) || (string?)result["status"] is not ("quantized" or "cached")) return null;
+        if (!string.Equals(Path.GetExtension(item.Output), ".onnx", StringComparison.OrdinalIgnoreCase)) return null;
+        if (!VersionRange.TryParse(reference, out var range) || range.MinVersion is not { } referenced) return null;
+        var needed = RuntimeVersion.Current;
+        return referenced < needed
+            ? $"{item.Model}: the project references Quantize.Kernels {reference}, but the quantized model needs {needed.ToNormalizedString()} or newer ({RuntimeVersion.MetadataKey}); the app would refuse to load it. Reference Quantize.Kernels {needed.ToNormalizedString()} or newer."
+            : null;
     }
 
     private static JsonObject Error(Item item, string code, string message) =>

@@ -45,6 +45,9 @@ public sealed class QuantizeModels : ToolTask
     /// <summary>The project file, which diagnostics point at.</summary>
     public string? ProjectFile { get; set; }
 
+    /// <summary>The Version of the project's Quantize.Kernels PackageReference (a version or range), if any: QNT010 warns when it is older than the models need.</summary>
+    public string? KernelsReference { get; set; }
+
     /// <inheritdoc />
     protected override string ToolName => OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
 
@@ -93,6 +96,7 @@ public sealed class QuantizeModels : ToolTask
             ["useCache"] = UseCache,
             ["cacheDirectory"] = UseCache ? Empty(CacheDirectory ?? "") : null,
             ["maxParallel"] = MaxParallel,
+            ["kernelsReference"] = Empty(KernelsReference ?? ""),
             ["items"] = items,
         };
         return request.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -165,6 +169,7 @@ public sealed class QuantizeModels : ToolTask
             return;
         }
         Log.LogMessage(MessageImportance.Normal, Describe(item, result));
+        if ((string?)result["warning"] is { } warning) Log.LogWarning(null, "QNT010", null, ProjectFile, 0, 0, 0, 0, warning);
         if ((string?)result["leftFloat"] is { } leftFloat)
             Log.LogMessage(null, "QNT005", null, ProjectFile, 0, 0, 0, 0, MessageImportance.Normal, $"{item.ItemSpec}: left float: {leftFloat}.");
     }

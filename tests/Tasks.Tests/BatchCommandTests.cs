@@ -76,6 +76,31 @@ public sealed class BatchCommandTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_root, "out/mnist.dynamic.pb")));
     }
 
+    [Fact]
+    public void An_older_kernels_reference_than_the_model_needs_is_a_warning_and_the_runtime_refuses_such_a_model()
+    {
+        string model = Path.Combine(_root, "m.onnx");
+        File.WriteAllBytes(model, TestModels.Mlp(5));
+        var items = new JsonArray { Item("0", model, "out/m.dynamic.onnx", new JsonObject { ["Mode"] = "dynamic", ["MinimumSize"] = "16" }) };
+        string needed = Quantize.Kernels.Runtime.RuntimeVersion.Current.ToNormalizedString();
+
+        var old = Run(items, cache: null, kernelsReference: "0.0.1");
+        Assert.Equal("quantized", (string?)old.Results["0"]["status"]);
+        string warning = (string?)old.Results["0"]["warning"] ?? "";
+        Assert.Contains("0.0.1", warning);
+        Assert.Contains(needed, warning);
+        Assert.Null(Run(items.DeepClone().AsArray(), cache: null, kernelsReference: needed).Results["0"]["warning"]);
+        Assert.Null(Run(items.DeepClone().AsArray(), cache: null, kernelsReference: $"[{needed}, )").Results["0"]["warning"]);
+
+        // The model records what it needs; a model that needs more than this runtime is refused at load, naming both versions.
+        var written = Quantize.Kernels.Models.Onnx.OnnxModel.Load(Path.Combine(_root, "out/m.dynamic.onnx"));
+        Assert.Equal(needed, written.Proto.MetadataProps.Single(p => p.Key == Quantize.Kernels.Runtime.RuntimeVersion.MetadataKey).Value);
+        written.Proto.MetadataProps.Single(p => p.Key == Quantize.Kernels.Runtime.RuntimeVersion.MetadataKey).Value = "99.0.0";
+        var error = Assert.Throws<Quantize.Kernels.Runtime.UnsupportedModelException>(() => Quantize.Kernels.Runtime.ModelSession.Create(written));
+        Assert.Contains("99.0.0", error.Message);
+        Assert.Contains(needed, error.Message);
+    }
+
     private JsonObject Item(string id, string model, string output, JsonObject metadata, string[]? samples = null) => new()
     {
         ["id"] = id,
@@ -86,10 +111,13 @@ public sealed class BatchCommandTests : IDisposable
         ["metadata"] = metadata,
     };
 
-    private (int ExitCode, Dictionary<string, JsonObject> Results) Run(JsonArray items, string? cache)
+    private (int ExitCode, Dictionary<string, JsonObject> Results) Run(JsonArray items, string? cache, string? kernelsReference = null)
     {
         string request = Path.Combine(_root, $"request-{Guid.NewGuid():N}.json");
-        File.WriteAllText(request, new JsonObject { ["useCache"] = cache is not null, ["cacheDirectory"] = cache, ["maxParallel"] = 2, ["items"] = items }.ToJsonString());
+        File.WriteAllText(request, new JsonObject
+        {
+            ["useCache"] = cache is not null, ["cacheDirectory"] = cache, ["maxParallel"] = 2, ["kernelsReference"] = kernelsReference, ["items"] = items,
+        }.ToJsonString());
         string tool = typeof(BatchCommandTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "ToolAssembly").Value!;
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

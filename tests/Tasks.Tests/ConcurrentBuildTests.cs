@@ -21,9 +21,9 @@ public class ConcurrentBuildTests(PackageFixture fixture)
         string solution = Path.Combine(Harness.Root, "Race.slnx");
         File.WriteAllText(solution, "<Solution>\n" + string.Concat(projects.Select(p => $"  <Project Path=\"{Path.GetFileName(p)}/{Path.GetFileName(p)}.csproj\" />\n")) + "</Solution>\n");
 
-        // Four projects quantizing the same model at once: from a cold cache twice, then from a warm one.
+        // Four projects quantizing the same model at once, five times: from a cold cache three times, then from a warm one twice.
         byte[]? reference = null;
-        foreach (bool cold in new[] { true, true, false })
+        foreach (bool cold in new[] { true, true, true, false, false })
         {
             Reset(projects, cold ? cache : null);
             Harness.Run(Harness.Root, "build", solution, "-m:4", "-v:n", "-tl:off").Succeeded();

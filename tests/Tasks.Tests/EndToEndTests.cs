@@ -168,6 +168,33 @@ public class EndToEndTests(PackageFixture fixture)
         Assert.False(Directory.Exists(Path.Combine(bad, "bin", "Debug", "net10.0")) && Directory.GetFiles(Path.Combine(bad, "bin", "Debug", "net10.0"), "*.onnx").Length > 0);
     }
 
+    [Fact]
+    public void Referencing_an_older_Quantize_Kernels_than_the_models_need_warns_QNT010()
+    {
+        // Any package called Quantize.Kernels at 0.0.1 will do: the warning reads the reference, and the app is never run.
+        string fake = Path.Combine(Harness.Root, "OldKernels");
+        Directory.CreateDirectory(fake);
+        File.WriteAllText(Path.Combine(fake, "OldKernels.csproj"), """
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <TargetFramework>net10.0</TargetFramework>
+                <PackageId>Quantize.Kernels</PackageId>
+                <Version>0.0.1</Version>
+              </PropertyGroup>
+            </Project>
+            """);
+        Harness.Run(fake, "pack", "-o", Harness.Feed).Succeeded();
+        string project = Harness.CreateProject("OldRuntime", """
+            <PackageReference Include="Quantize.Kernels" Version="0.0.1" />
+            <QuantizeModel Include="m.onnx" MinimumSize="16" />
+            """);
+        File.WriteAllBytes(Path.Combine(project, "m.onnx"), TestModels.Mlp(9));
+        var build = Harness.Run(project, "build", "-tl:off");
+        Assert.Equal(0, build.ExitCode);
+        Assert.Contains(build.Output.Split('\n'), line => line.Contains("OldRuntime.csproj") && line.Contains("warning QNT010") && line.Contains("0.0.1")
+            && line.Contains(Quantize.Kernels.Runtime.RuntimeVersion.Current.ToNormalizedString()));
+    }
+
     private static int Count(string text, string part)
     {
         int count = 0;

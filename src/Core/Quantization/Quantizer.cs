@@ -213,6 +213,8 @@ public static class Quantizer
         Set(model, ModeKey, options.Mode.ToString().ToLowerInvariant());
         Set(model, OptionsKey, OptionsJson(options));
         Set(model, SourceKey, sourceSha256);
+        // The runtime this quantizer was built and tested with is the oldest one known to run what it writes.
+        Set(model, RuntimeVersion.MetadataKey, RuntimeVersion.Current.ToNormalizedString());
     }
 
     private static void Set(ModelProto model, string key, string value)

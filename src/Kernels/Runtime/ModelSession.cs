@@ -56,6 +56,7 @@ public sealed class ModelSession : IDisposable
     {
         ArgumentNullException.ThrowIfNull(model);
         options ??= new SessionOptions();
+        if (model is OnnxModel onnxModel) RuntimeVersion.Check(onnxModel);
         if (model is Models.TensorFlow.GraphDefModel graphDef)
         {
             var plans = new TensorFlow.GraphDefPlans(graphDef, options);
