@@ -18,6 +18,8 @@ namespace Quantize.Kernels.Gemm;
 /// </summary>
 public static class Int8Gemm
 {
+    private static readonly QuantizedRange SevenBits = new(0, 127);
+
     /// <summary>C (int32, M x N) = (A - zpA) x (B - zpB), exactly (ONNX MatMulInteger).</summary>
     public static void Multiply(ReadOnlySpan<byte> a, int rows, int zeroPointA, PackedInt8Matrix b, Span<int> c, int degreeOfParallelism = 1) =>
         MultiplyInt32(a, rows, zeroPointA, signedA: false, b, c, degreeOfParallelism);
@@ -71,7 +73,10 @@ public static class Int8Gemm
         byte[] quantized = ArrayPool<byte>.Shared.Rent(count);
         try
         {
-            var parameters = DynamicQuantizeLinear.Quantize(a[..count], quantized.AsSpan(0, count));
+            // Weights packed for 7-bit activations get them: A over its range into 0..127 instead of 0..255.
+            var parameters = b.ForSevenBitActivations
+                ? DynamicQuantizeLinear.Quantize(a[..count], quantized.AsSpan(0, count), SevenBits)
+                : DynamicQuantizeLinear.Quantize(a[..count], quantized.AsSpan(0, count));
             MultiplyToFloat(quantized.AsSpan(0, count), rows, parameters.ZeroPoint, parameters.Scale, b, scaleB, bias, c, degreeOfParallelism);
         }
         finally

@@ -57,6 +57,12 @@ public sealed class PackedInt8Matrix
     /// </summary>
     internal bool SaturationSafe { get; private init; }
 
+    /// <summary>
+    /// Packed for A in 0..127 (<see cref="PackForSevenBitActivations"/>): no pair of products can saturate
+    /// <c>vpmaddubsw</c>, so every weight stays in the byte-quad kernel. A must then never exceed 127.
+    /// </summary>
+    public bool ForSevenBitActivations { get; private init; }
+
     /// <summary>K: the rows of B.</summary>
     public int Depth { get; }
 
@@ -117,6 +123,25 @@ public sealed class PackedInt8Matrix
     public static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed = false) =>
         Pack(b, depth, columns, zeroPoints, transposed, signed: false, null);
 
+    /// <summary>
+    /// Packs 8-bit weights (K x N row-major, or N x K when <paramref name="transposed"/>) for activations quantized to
+    /// 7 bits (0..127, as <see cref="Int8Gemm.MultiplyDynamic"/> then does): the byte-quad layout without saturation
+    /// corrections, fast on AVX2 for weights of any distribution (full-range weights would otherwise take 16-bit pairs).
+    /// For the weights-only paths, where the runtime chooses how to quantize activations; not for ONNX's integer ops,
+    /// whose activations are 8-bit by definition.
+    /// </summary>
+    public static PackedInt8Matrix PackForSevenBitActivations(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool signed,
+        bool transposed = false)
+    {
+        var packed = Pack(b, depth, columns, zeroPoints, transposed, signed, Int8PackFormat.Quads, saturatingQuads: false);
+        return new PackedInt8Matrix(packed) { ForSevenBitActivations = true, SaturationSafe = true };
+    }
+
+    private PackedInt8Matrix(PackedInt8Matrix other)
+        : this(other.Depth, other.Columns, other.Signed, other.Format, [.. other.ZeroPoints], other.StoredZeroPoints, other.StoredColumnSums, other.Data, other.Correction)
+    {
+    }
+
     /// <summary>Packs in a given format; <paramref name="saturatingQuads"/> says whether quads must avoid u8 x s8 pair saturation (tests force both).</summary>
     internal static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed, bool signed,
         Int8PackFormat? format, bool? saturatingQuads = null)
@@ -142,7 +167,7 @@ public sealed class PackedInt8Matrix
         bool saturates = saturatingQuads ?? !(AvxVnni.IsSupported || Dp.IsSupported);
         if (format != Int8PackFormat.Pairs16)
         {
-            var quads = QuadWeightLayout.Pack(values, depth, columns, given, saturates);
+            var quads = QuadWeightLayout.Pack(values, depth, columns, signed, given, saturates);
             if (format == Int8PackFormat.Quads || quads.Correction is null || quads.Correction.Count <= MaxCorrectionFraction * depth * columns)
                 return new PackedInt8Matrix(depth, columns, signed, Int8PackFormat.Quads, given, quads.ZeroPoints, quads.ColumnSums, quads.Data, quads.Correction)
                 {
@@ -199,28 +224,28 @@ internal static class PairWeightLayout
 }
 
 /// <summary>
-/// The Quads layout: per panel and quad of K, 64 bytes: columns 0..7 then 8..15, each column's four
-/// values adjacent, stored as int8 <c>B - zB</c> (the column's zero point subtracted at packing, so the stored zero
-/// point is 0 and the kernel needs no per-row sums of A).
+/// The Quads layout: per panel and quad of K, 64 bytes: columns 0..7 then 8..15, each column's four values adjacent,
+/// stored as int8 <c>B - shift</c>, where the shift is the column's zero point (stored zero point 0: no row sums of A
+/// needed) unless that leaves more values outside -128..127 than the plain shift (0 for int8, 128 for uint8) does.
 /// <para>
-/// A value of <c>B - zB</c> outside -128..127 (asymmetric weights, e.g. TensorFlow's quint8 with zero point 153)
-/// keeps its clamped part and moves the rest into <see cref="SparseCorrection"/>. And <c>vpmaddubsw</c> adds the
-/// products of adjacent pairs in 16 bits with saturation: with A anywhere in 0..255, a pair (b0, b1) is safe when the
-/// products cannot pass ±32767: when b0 and b1 differ in sign, or |b0 + b1| &lt;= 128. An unsafe pair keeps the part
-/// of its values that is safe and moves the excess into the correction too. Real weights (bell-shaped around their
-/// zero point) need very few.
+/// A value outside -128..127 keeps its clamped part and moves the rest into <see cref="SparseCorrection"/>. And with
+/// saturation in mind, <c>vpmaddubsw</c> adds the products of adjacent pairs in 16 bits with saturation: with
+/// A anywhere in 0..255, a pair (b0, b1) is safe when b0 and b1 differ in sign, or |b0 + b1| &lt;= 128. An unsafe pair
+/// keeps the part of its values that is safe and moves the excess into the correction too. Bell-shaped weights need
+/// very few; weights that fill their range need many (then 16-bit pairs, or 7-bit activations, are the way).
 /// </para>
 /// </summary>
 internal static class QuadWeightLayout
 {
     public static (byte[] Data, int[] ZeroPoints, int[] ColumnSums, SparseCorrection? Correction) Pack(
-        int[] values, int depth, int columns, int[] zeroPoints, bool saturates)
+        int[] values, int depth, int columns, bool signed, int[] zeroPoints, bool saturates)
     {
         const int width = PackedInt8Matrix.PanelWidth;
         int panels = (columns + width - 1) / width;
         int quads = (depth + 3) / 4;
         var data = new byte[(long)panels * quads * 4 * width];
         var sums = new int[columns];
+        var zps = new int[columns];
         var starts = new int[columns + 1];
         var rows = new List<int>();
         var excess = new List<int>();
@@ -229,31 +254,53 @@ internal static class QuadWeightLayout
             int panel = n / width, j = n % width;
             long column = (long)panel * quads * 4 * width + (j / 8) * 32 + (j % 8) * 4;
             int zeroPoint = zeroPoints.Length == 1 ? zeroPoints[0] : zeroPoints[n];
+            var columnValues = values.AsSpan((int)((long)n * depth), depth);
+            int plain = signed ? 0 : 128;
+            int shift = zeroPoint == plain || Corrections(columnValues, zeroPoint, saturates) <= Corrections(columnValues, plain, saturates) ? zeroPoint : plain;
             int sum = 0;
             for (int k = 0; k < depth; k += 2)
             {
-                int b0 = values[(long)n * depth + k] - zeroPoint;
-                int b1 = k + 1 < depth ? values[(long)n * depth + k + 1] - zeroPoint : 0;
+                int b0 = columnValues[k] - shift;
+                int b1 = k + 1 < depth ? columnValues[k + 1] - shift : 0;
                 sum += b0 + b1;
-                int s0 = Math.Clamp(b0, -128, 127), s1 = Math.Clamp(b1, -128, 127);
-                if (saturates && Math.Sign(s0) * Math.Sign(s1) > 0 && Math.Abs(s0 + s1) > 128)
-                {
-                    // Keep the pair's sum at ±128; the rest is applied outside the kernel.
-                    int sign = Math.Sign(s0);
-                    int over = Math.Abs(s0 + s1) - 128;
-                    int take0 = Math.Min(Math.Abs(s0), over);
-                    s0 -= sign * take0;
-                    s1 -= sign * (over - take0);
-                }
+                var (s0, s1) = Stored(b0, b1, saturates);
                 if (b0 != s0) { rows.Add(k); excess.Add(b0 - s0); }
                 if (b1 != s1) { rows.Add(k + 1); excess.Add(b1 - s1); }
                 data[column + (k / 4) * 4 * width + (k & 3)] = (byte)(sbyte)s0;
                 if (k + 1 < depth) data[column + (k / 4) * 4 * width + (k & 3) + 1] = (byte)(sbyte)s1;
             }
             sums[n] = sum;
+            zps[n] = zeroPoint - shift;
             starts[n + 1] = rows.Count;
         }
         var correction = rows.Count == 0 ? null : new SparseCorrection(starts, rows.ToArray(), excess.ToArray());
-        return (data, new int[columns], sums, correction);
+        return (data, zps, sums, correction);
+    }
+
+    /// <summary>What a pair keeps in the kernel: each value clamped to int8, then (when saturating) the pair's sum kept at ±128.</summary>
+    private static (int S0, int S1) Stored(int b0, int b1, bool saturates)
+    {
+        int s0 = Math.Clamp(b0, -128, 127), s1 = Math.Clamp(b1, -128, 127);
+        if (saturates && Math.Sign(s0) * Math.Sign(s1) > 0 && Math.Abs(s0 + s1) > 128)
+        {
+            int sign = Math.Sign(s0);
+            int over = Math.Abs(s0 + s1) - 128;
+            int take0 = Math.Min(Math.Abs(s0), over);
+            s0 -= sign * take0;
+            s1 -= sign * (over - take0);
+        }
+        return (s0, s1);
+    }
+
+    private static int Corrections(ReadOnlySpan<int> column, int shift, bool saturates)
+    {
+        int count = 0;
+        for (int k = 0; k < column.Length; k += 2)
+        {
+            int b0 = column[k] - shift, b1 = k + 1 < column.Length ? column[k + 1] - shift : 0;
+            var (s0, s1) = Stored(b0, b1, saturates);
+            count += (b0 != s0 ? 1 : 0) + (b1 != s1 ? 1 : 0);
+        }
+        return count;
     }
 }

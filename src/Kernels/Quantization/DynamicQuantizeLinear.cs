@@ -14,13 +14,25 @@ public static class DynamicQuantizeLinear
     public static QuantizationParameters ChooseParameters(ReadOnlySpan<float> x)
     {
         if (x.IsEmpty) return new QuantizationParameters(1f, 0);
-        float min = TensorPrimitives.Min(x);
-        float max = TensorPrimitives.Max(x);
-        if (float.IsNaN(min) || float.IsNaN(max))
+        var (min, max, hasNaN) = FloatRange.Of(x);
+        if (hasNaN)
             throw new ArgumentException("DynamicQuantizeLinear input contains NaN.", nameof(x));
         if (float.IsInfinity(min) || float.IsInfinity(max))
             throw new ArgumentException("DynamicQuantizeLinear input contains an infinity.", nameof(x));
         return QuantizationParameters.FromRange(min, max, UInt8, symmetric: false);
+    }
+
+    /// <summary>
+    /// As <see cref="Quantize(ReadOnlySpan{float}, Span{byte})"/> but over <paramref name="range"/> (e.g. 0..127, for
+    /// kernels that need 7-bit activations): the data's range, widened to include 0, mapped onto it.
+    /// </summary>
+    public static QuantizationParameters Quantize(ReadOnlySpan<float> x, Span<byte> y, QuantizedRange range)
+    {
+        ChooseParameters(x); // the same checks (NaN, infinities)
+        var (min, max, _) = FloatRange.Of(x);
+        var parameters = x.IsEmpty ? new QuantizationParameters(1f, 0) : QuantizationParameters.FromRange(min, max, range, symmetric: false);
+        QuantizeLinear.Quantize(x, parameters.Scale, parameters.ZeroPoint, y, range);
+        return parameters;
     }
 
     /// <summary>Quantizes <paramref name="x"/> into <paramref name="y"/> and returns the parameters used.</summary>

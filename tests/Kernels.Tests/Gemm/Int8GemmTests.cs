@@ -171,6 +171,55 @@ public class Int8PackFormatTests
         Assert.Equal(0, packed.CorrectionCount);
     }
 
+    [Theory]
+    [InlineData(false, 153)]
+    [InlineData(false, 0)]
+    [InlineData(true, 0)]
+    [InlineData(true, -20)]
+    public void Full_range_weights_packed_for_seven_bit_activations_take_quads_and_stay_exact(bool signed, int zeroPoint)
+    {
+        // quantize_weights-style weights that fill 0..255 (or -128..127): with A in 0..127 no pair can saturate.
+        var random = new Random(11);
+        int m = 7, k = 131, n = 37;
+        byte[] b = new byte[k * n];
+        random.NextBytes(b);
+        var packed = PackedInt8Matrix.PackForSevenBitActivations(b, k, n, [zeroPoint], signed);
+        Assert.Equal(Int8PackFormat.Quads, packed.Format);
+        Assert.True(packed.ForSevenBitActivations);
+        Assert.Equal(0, packed.CorrectionCount);
+        byte[] a = Enumerable.Range(0, m * k).Select(_ => (byte)random.Next(128)).ToArray();
+        var expected = new int[m * n];
+        Int8Gemm.MultiplyReference(a, false, m, k, 5, b, signed, n, [zeroPoint], expected);
+        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
+        {
+            var actual = new int[m * n];
+            Int8Gemm.MultiplyInt32(a, m, 5, false, packed, actual, degreeOfParallelism: 1, kernel);
+            Assert.Equal(expected, actual);
+        }
+
+        // MultiplyDynamic quantizes A into 0..127 for such weights: within half a 7-bit step of the float64 product.
+        float[] x = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 3 - 1).ToArray();
+        float[] scales = Enumerable.Range(0, n).Select(_ => 0.01f + random.NextSingle() * 0.01f).ToArray();
+        var c = new float[m * n];
+        Int8Gemm.MultiplyDynamic(x, m, packed, scales, [], c);
+        double step = (Math.Max(x.Max(), 0) - Math.Min(x.Min(), 0)) / 127;
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double exact = 0, bound = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    int q = signed ? (sbyte)b[p * n + j] : b[p * n + j];
+                    double w = (q - zeroPoint) * (double)scales[j];
+                    exact += x[i * k + p] * w;
+                    bound += Math.Abs(w) * step / 2;
+                }
+                Assert.True(Math.Abs(c[i * n + j] - exact) <= bound * 1.01 + 1e-4, $"[{i},{j}] {c[i * n + j]} vs {exact} (bound {bound})");
+            }
+        }
+    }
+
     [Fact]
     public void Asymmetric_uint8_weights_around_their_zero_point_take_quads_and_stay_exact()
     {

@@ -69,8 +69,9 @@ public sealed class WeightsModeRuntimeTests
         Assert.Equal("'y' (DynamicQuantizeMatMul)", Assert.Single(session.PlannedNodes));
         var y = session.Run(new Dictionary<string, Tensor> { ["x:0"] = Tensor.Create(input, m, k) })["z"].ToArray<float>();
 
-        // The only rounding is the activations' (uint8 over their range): at most half a step times the sum of |w| per column.
-        double xStep = (Math.Max(input.Max(), 0) - Math.Min(input.Min(), 0)) / 255.0;
+        // The only rounding is the activations' (7 bits over their range, the runtime's choice for weight-only graphs):
+        // at most half a step times the sum of |w| per column.
+        double xStep = (Math.Max(input.Max(), 0) - Math.Min(input.Min(), 0)) / 127.0;
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < n; j++)
@@ -116,7 +117,7 @@ public sealed class WeightsModeRuntimeTests
         Assert.Equal([2, 4, 4, 6], yInt.Shape.ToArray());
 
         // Float64 SAME convolution: out = ceil(in / 2); padding total (out-1)*2 + 3 - in, the smaller half before.
-        double xStep = (Math.Max(input.Max(), 0) - Math.Min(input.Min(), 0)) / 255.0;
+        double xStep = (Math.Max(input.Max(), 0) - Math.Min(input.Min(), 0)) / 127.0; // 7-bit activations
         var got = yInt.ToArray<float>();
         int index = 0;
         for (int n = 0; n < 2; n++)

@@ -45,9 +45,7 @@ internal sealed class Conv2DOperator(
         {
             var zeroPoints = QuantizationInputs.ZeroPoints(context.ConstantInput(2), context.Label);
             var bytes = QuantizationInputs.Bytes(filter);
-            var packed = filter.ElementType == TensorElementType.Int8
-                ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes), depth, columns, zeroPoints.Length == 0 ? [0] : zeroPoints)
-                : PackedInt8Matrix.Pack(bytes, depth, columns, zeroPoints.Length == 0 ? [0] : zeroPoints);
+            var packed = DynamicQuantizeMatMul.PackWeights(context, bytes, filter.ElementType == TensorElementType.Int8, depth, columns, zeroPoints.Length == 0 ? [0] : zeroPoints);
             return new Conv2DOperator(strides, dilations, same, shape, null, packed, QuantizationInputs.Scales(context.ConstantInput(3)!, context.Label), bias);
         }
         if (filter.ElementType != TensorElementType.Float32) throw context.Unsupported($"a {filter.ElementType.DisplayName()} filter");

@@ -209,6 +209,13 @@ internal sealed partial class GraphDefTranslator
         _b.AddInitializer(Out(node), RuntimeType(data.ElementType), data.Shape.ToArray(), data.Bytes.ToArray());
     }
 
+    /// <summary>
+    /// Activations quantized at run time for weight-only graphs use 7 bits: the int8 kernel's byte quads then never
+    /// saturate, so quantize_weights' full-range weights run there (the 16-bit pairs they would need are slower than
+    /// fp32 on AVX2). Twice the activation step of 8 bits; the tests bound the error by it.
+    /// </summary>
+    private const long SevenBitActivations = 7;
+
     private void TranslateMatMul(TfNode node)
     {
         string a = In(node, 0), b = In(node, 1);
@@ -228,7 +235,9 @@ internal sealed partial class GraphDefTranslator
                     inputs.Add(bias.Bias);
                     result = Out(bias.Add);
                 }
-                _b.Node("DynamicQuantizeMatMul", node.Name, inputs, [result], Planning.PlanBuilder.FusedDomain);
+                var matmul = _b.Node("DynamicQuantizeMatMul", node.Name, inputs, [result], Planning.PlanBuilder.FusedDomain);
+                // The graph says float MatMul on dequantized weights; how activations are quantized is ours to choose.
+                OnnxGraphBuilder.Attribute(matmul, "activation_bits", SevenBitActivations);
                 return;
             }
         }
@@ -279,6 +288,7 @@ internal sealed partial class GraphDefTranslator
             result = Out(bias.Add);
         }
         var conv = _b.Node("Conv2D", node.Name, inputs, [result], Domain);
+        if (inputs.Count > 2 && inputs[2].Length > 0) OnnxGraphBuilder.Attribute(conv, "activation_bits", SevenBitActivations);
         OnnxGraphBuilder.Attribute(conv, "strides", strides.Length == 4 ? [strides[1], strides[2]] : [1L, 1L]);
         OnnxGraphBuilder.Attribute(conv, "dilations", dilations.Length == 4 ? [dilations[1], dilations[2]] : [1L, 1L]);
         OnnxGraphBuilder.Attribute(conv, "padding", padding);

@@ -16,12 +16,22 @@ internal sealed class DynamicQuantizeMatMul(PackedInt8Matrix weights, float[] sc
         var w = context.TakeConstantInput(1)!;
         var zeroPoints = QuantizationInputs.ZeroPoints(context.ConstantInput(2), context.Label);
         var bytes = QuantizationInputs.Bytes(w);
-        var packed = w.ElementType == TensorElementType.Int8
-            ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes), w.Shape[0], w.Shape[1], zeroPoints.Length == 0 ? [0] : zeroPoints)
-            : PackedInt8Matrix.Pack(bytes, w.Shape[0], w.Shape[1], zeroPoints.Length == 0 ? [0] : zeroPoints);
+        var packed = PackWeights(context, bytes, w.ElementType == TensorElementType.Int8, w.Shape[0], w.Shape[1], zeroPoints.Length == 0 ? [0] : zeroPoints);
         var scales = QuantizationInputs.Scales(context.ConstantInput(3)!, context.Label);
         float[] bias = context.HasInput(4) ? QuantizationInputs.Scales(context.ConstantInput(4)!, context.Label) : [];
         return new DynamicQuantizeMatMul(packed, scales, bias);
+    }
+
+    /// <summary>
+    /// Packs 8-bit weights for the int8 GEMM. <c>activation_bits = 7</c> on the node (set where the runtime, not the model,
+    /// chooses how activations are quantized: TensorFlow's weight-only Dequantize) packs for 7-bit activations.
+    /// </summary>
+    internal static PackedInt8Matrix PackWeights(OperatorBuildContext context, ReadOnlySpan<byte> bytes, bool signed, int depth, int columns, int[] zeroPoints)
+    {
+        if (context.Int("activation_bits", 8) == 7) return PackedInt8Matrix.PackForSevenBitActivations(bytes, depth, columns, zeroPoints, signed);
+        return signed
+            ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes), depth, columns, zeroPoints)
+            : PackedInt8Matrix.Pack(bytes, depth, columns, zeroPoints);
     }
 
     public override void Run(OperatorCall call)
