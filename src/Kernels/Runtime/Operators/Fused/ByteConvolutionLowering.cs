@@ -38,26 +38,6 @@ internal static class ByteConvolutionLowering
             : PackedInt8Matrix.Pack(rows, k, outputsPerGroup, zps, transposed: true);
     }
 
-    /// <summary>Writes <paramref name="source"/> (rows x columns bytes) transposed into <paramref name="target"/> (columns x rows, row stride <paramref name="targetStride"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transpose(ReadOnlySpan<byte> source, int rows, int columns, Span<byte> target, int targetStride)
-    {
-        const int Tile = 32;
-        for (int r0 = 0; r0 < rows; r0 += Tile)
-        {
-            int r1 = Math.Min(rows, r0 + Tile);
-            for (int c0 = 0; c0 < columns; c0 += Tile)
-            {
-                int c1 = Math.Min(columns, c0 + Tile);
-                for (int c = c0; c < c1; c++)
-                {
-                    var row = target.Slice(c * targetStride);
-                    for (int r = r0; r < r1; r++) row[r] = source[r * columns + c];
-                }
-            }
-        }
-    }
-
     /// <summary>
     /// One depthwise plane: <c>acc[o] = sum over the window's taps inside the image of (x - zx)(w[t] - zw)</c>
     /// (taps in the padding would add <c>(zx - zx) x ...</c> = 0, so they are skipped).

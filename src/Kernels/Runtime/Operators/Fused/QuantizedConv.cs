@@ -94,7 +94,7 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
         {
             for (int n = 0; n < batch; n++)
             {
-                ByteConvolutionLowering.Transpose(QuantizationInputs.Bytes(x).Slice(n * channels * inSize, channels * inSize), channels, inSize, nhwc, channels);
+                ConvolutionLowering.Transpose(QuantizationInputs.Bytes(x).Slice(n * channels * inSize, channels * inSize), channels, inSize, nhwc, channels);
                 for (int gi = 0; gi < group; gi++)
                 {
                     int groupIndex = gi, outputOffset = (n * outputs + gi * outputsPerGroup) * pixels;
@@ -123,7 +123,7 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
                                 ConvolutionLowering.Transpose(MemoryMarshal.Cast<byte, float>(tile.AsSpan(0, rows * outputsPerGroup * sizeof(float))), rows, outputsPerGroup,
                                     y.AsSpan<float>()[(outputOffset + first)..], pixels);
                             else
-                                ByteConvolutionLowering.Transpose(tile.AsSpan(0, rows * outputsPerGroup), rows, outputsPerGroup, QuantizationInputs.Bytes(y)[(outputOffset + first)..], pixels);
+                                ConvolutionLowering.Transpose(tile.AsSpan(0, rows * outputsPerGroup), rows, outputsPerGroup, QuantizationInputs.Bytes(y)[(outputOffset + first)..], pixels);
                         }
                         finally
                         {

@@ -30,17 +30,19 @@ internal static class ConvolutionLowering
         return PackedFloatMatrix.Pack(rows, k, outputsPerGroup, transposed: true);
     }
 
-    /// <summary>Writes <paramref name="source"/> (rows x columns) transposed into <paramref name="target"/> (columns x rows), in cache-sized tiles.</summary>
+    /// <summary>Writes <paramref name="source"/> (rows x columns) transposed into <paramref name="target"/> (columns x rows, row stride <paramref name="targetStride"/>), in cache-sized tiles.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transpose(ReadOnlySpan<float> source, int rows, int columns, Span<float> target, int targetStride)
+    public static void Transpose<T>(ReadOnlySpan<T> source, int rows, int columns, Span<T> target, int targetStride)
+        where T : unmanaged
     {
-        const int Tile = 16;
-        for (int r0 = 0; r0 < rows; r0 += Tile)
+        // Tiles of a cache line or two per row: 16 floats, 32 bytes.
+        int tile = Unsafe.SizeOf<T>() == 1 ? 32 : 16;
+        for (int r0 = 0; r0 < rows; r0 += tile)
         {
-            int r1 = Math.Min(rows, r0 + Tile);
-            for (int c0 = 0; c0 < columns; c0 += Tile)
+            int r1 = Math.Min(rows, r0 + tile);
+            for (int c0 = 0; c0 < columns; c0 += tile)
             {
-                int c1 = Math.Min(columns, c0 + Tile);
+                int c1 = Math.Min(columns, c0 + tile);
                 for (int c = c0; c < c1; c++)
                 {
                     var row = target.Slice(c * targetStride);
