@@ -29,7 +29,7 @@ internal sealed class Int8Weights(QuantizationContext context)
         var options = context.Options;
         var type = options.WeightType;
         bool symmetric = options.SymmetricWeights;
-        var range = QuantizedRange.Of(type, narrow: symmetric && type == TensorElementType.Int8, reduced: options.ReduceRange);
+        var range = QuantizedRange.Of(type, narrow: symmetric && type == TensorElementType.Int8, reduced: options.EffectiveReduceRange);
 
         var (scales, zeroPoints) = ChooseParameters(weight.Values, weight.Dims, axis, range, symmetric);
         byte[] quantized = LinearQuantization.Quantize(weight.Values, weight.Dims, scales, zeroPoints, axis ?? 0, 0, type, range);

@@ -27,7 +27,7 @@ public sealed record OptionSpec(string Name, string Metadata, string Values, str
         new("activation-type", "ActivationType", "uint8|int8", "8-bit activation type (default uint8).", (o, v) => o with { ActivationType = Type(v, "activation-type") }),
         new("symmetric-weights", "SymmetricWeights", "true|false", "Zero point 0 for weights (default true).", (o, v) => o with { SymmetricWeights = Bool(v, "symmetric-weights") }),
         new("symmetric-activations", "SymmetricActivations", "true|false", "Symmetric activation ranges (default false).", (o, v) => o with { SymmetricActivations = Bool(v, "symmetric-activations") }),
-        new("reduce-range", "ReduceRange", "true|false", "7-bit weights, as ONNX Runtime's reduce_range (default false).", (o, v) => o with { ReduceRange = Bool(v, "reduce-range") }),
+        new("reduce-range", "ReduceRange", "true|false", "7-bit weights, as ONNX Runtime's reduce_range: the fast int8 kernel on AVX2 without VNNI (default true for dynamic, false otherwise).", (o, v) => o with { ReduceRange = Bool(v, "reduce-range") }),
         new("include-nodes", "IncludeNodes", "PATTERN;...", "Quantize only nodes whose name matches (wildcards * and ?).", (o, v) => o with { IncludeNodes = List(v) }),
         new("exclude-nodes", "ExcludeNodes", "PATTERN;...", "Leave nodes whose name matches float (wildcards * and ?).", (o, v) => o with { ExcludeNodes = List(v) }),
         new("include-op-types", "IncludeOpTypes", "OP;...", "Quantize only these op types.", (o, v) => o with { IncludeOpTypes = List(v) }),

@@ -245,7 +245,7 @@ public static class Quantizer
             json.WriteString("activationType", options.ActivationType.ToString().ToLowerInvariant());
             json.WriteBoolean("symmetricWeights", options.SymmetricWeights);
             json.WriteBoolean("symmetricActivations", options.SymmetricActivations);
-            json.WriteBoolean("reduceRange", options.ReduceRange);
+            json.WriteBoolean("reduceRange", options.EffectiveReduceRange);
             Strings(json, "includeNodes", options.IncludeNodes);
             Strings(json, "excludeNodes", options.ExcludeNodes);
             Strings(json, "includeOpTypes", options.IncludeOpTypes);
