@@ -111,8 +111,8 @@ public sealed class TensorStatistics
     public void Add(ReadOnlySpan<float> values)
     {
         if (values.IsEmpty) return;
-        float min = TensorPrimitives.Min(values), max = TensorPrimitives.Max(values);
-        if (!float.IsFinite(min) || !float.IsFinite(max))
+        var (min, max, hasNaN) = Kernels.Quantization.FloatRange.Of(values);
+        if (hasNaN || !float.IsFinite(min) || !float.IsFinite(max))
         {
             AddChecked(values);
             return;

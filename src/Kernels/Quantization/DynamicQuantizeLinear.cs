@@ -1,5 +1,3 @@
-using System.Numerics.Tensors;
-
 namespace Quantize.Kernels.Quantization;
 
 /// <summary>
@@ -11,16 +9,7 @@ public static class DynamicQuantizeLinear
     private static readonly QuantizedRange UInt8 = new(0, 255);
 
     /// <summary>The scale and zero point ONNX's DynamicQuantizeLinear picks for <paramref name="x"/>.</summary>
-    public static QuantizationParameters ChooseParameters(ReadOnlySpan<float> x)
-    {
-        if (x.IsEmpty) return new QuantizationParameters(1f, 0);
-        var (min, max, hasNaN) = FloatRange.Of(x);
-        if (hasNaN)
-            throw new ArgumentException("DynamicQuantizeLinear input contains NaN.", nameof(x));
-        if (float.IsInfinity(min) || float.IsInfinity(max))
-            throw new ArgumentException("DynamicQuantizeLinear input contains an infinity.", nameof(x));
-        return QuantizationParameters.FromRange(min, max, UInt8, symmetric: false);
-    }
+    public static QuantizationParameters ChooseParameters(ReadOnlySpan<float> x) => ChooseParameters(x, UInt8);
 
     /// <summary>
     /// As <see cref="Quantize(ReadOnlySpan{float}, Span{byte})"/> but over <paramref name="range"/> (e.g. 0..127, for
@@ -28,11 +17,20 @@ public static class DynamicQuantizeLinear
     /// </summary>
     public static QuantizationParameters Quantize(ReadOnlySpan<float> x, Span<byte> y, QuantizedRange range)
     {
-        ChooseParameters(x); // the same checks (NaN, infinities)
-        var (min, max, _) = FloatRange.Of(x);
-        var parameters = x.IsEmpty ? new QuantizationParameters(1f, 0) : QuantizationParameters.FromRange(min, max, range, symmetric: false);
+        var parameters = ChooseParameters(x, range);
         QuantizeLinear.Quantize(x, parameters.Scale, parameters.ZeroPoint, y, range);
         return parameters;
+    }
+
+    private static QuantizationParameters ChooseParameters(ReadOnlySpan<float> x, QuantizedRange range)
+    {
+        if (x.IsEmpty) return new QuantizationParameters(1f, 0);
+        var (min, max, hasNaN) = FloatRange.Of(x);
+        if (hasNaN)
+            throw new ArgumentException("DynamicQuantizeLinear input contains NaN.", nameof(x));
+        if (float.IsInfinity(min) || float.IsInfinity(max))
+            throw new ArgumentException("DynamicQuantizeLinear input contains an infinity.", nameof(x));
+        return QuantizationParameters.FromRange(min, max, range, symmetric: false);
     }
 
     /// <summary>Quantizes <paramref name="x"/> into <paramref name="y"/> and returns the parameters used.</summary>
