@@ -19,30 +19,15 @@ internal sealed class QdqElementwiseFusion : IConstantRewrite
     {
         if (!options.UseIntegerKernels) return nodes;
         var view = new GraphView(model, nodes);
-        var replace = new Dictionary<NodeProto, NodeProto>(ReferenceEqualityComparer.Instance);
-        var remove = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
-        var bypassed = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
-        foreach (var node in nodes)
+        return QdqPatterns.Fuse(model, nodes, node => !GraphView.IsDefaultDomain(node) || node.Output.Count == 0 ? null : node.OpType switch
         {
-            if (!GraphView.IsDefaultDomain(node) || node.Output.Count == 0) continue;
-            var fusion = node.OpType switch
-            {
-                "MaxPool" => MaxPool(view, constants, node),
-                "Add" => Add(view, constants, node),
-                _ => null,
-            };
-            if (fusion is not { } found) continue;
-            replace[found.Last] = found.Fused;
-            foreach (var fusedAway in found.Chain) if (!ReferenceEquals(fusedAway, found.Last)) remove.Add(fusedAway);
-            bypassed.UnionWith(found.Dequantizations);
-        }
-        if (replace.Count == 0) return nodes;
-        return QdqPatterns.Rebuild(model, nodes, replace, remove, bypassed);
+            "MaxPool" => MaxPool(view, constants, node),
+            "Add" => Add(view, constants, node),
+            _ => null,
+        });
     }
 
-    private sealed record Fusion(NodeProto Fused, NodeProto Last, List<NodeProto> Chain, List<NodeProto> Dequantizations);
-
-    private static Fusion? MaxPool(GraphView view, Dictionary<string, Tensor> constants, NodeProto pool)
+    private static QdqFusion? MaxPool(GraphView view, Dictionary<string, Tensor> constants, NodeProto pool)
     {
         if (pool.Output.Count(o => o.Length > 0) != 1 || pool.Output.Count > 1 && pool.Output[1].Length > 0) return null;
         if (Activation(view, constants, pool.Input[0]) is not { } x) return null;
@@ -52,10 +37,10 @@ internal sealed class QdqElementwiseFusion : IConstantRewrite
         fused.Input.AddRange([x.Input, x.Scale, x.ZeroPoint, quantize.Node.Input[1], quantize.Node.Input.Count > 2 ? quantize.Node.Input[2] : ""]);
         OutputType(fused, quantize.Node, quantize.Type);
         fused.Output.Add(quantize.Node.Output[0]);
-        return new Fusion(fused, quantize.Node, [pool, quantize.Node], [x.Node]);
+        return new QdqFusion(fused, quantize.Node, [pool, quantize.Node], [x.Node]);
     }
 
-    private static Fusion? Add(GraphView view, Dictionary<string, Tensor> constants, NodeProto add)
+    private static QdqFusion? Add(GraphView view, Dictionary<string, Tensor> constants, NodeProto add)
     {
         if (add.Input.Count != 2 || add.Output.Count != 1) return null;
         if (Activation(view, constants, add.Input[0]) is not { } a || Activation(view, constants, add.Input[1]) is not { } b) return null;
@@ -79,7 +64,7 @@ internal sealed class QdqElementwiseFusion : IConstantRewrite
         }
         OutputType(fused, quantize.Node, quantize.Type);
         fused.Output.Add(quantize.Node.Output[0]);
-        return new Fusion(fused, quantize.Node, chain, [a.Node, b.Node]);
+        return new QdqFusion(fused, quantize.Node, chain, [a.Node, b.Node]);
     }
 
     /// <summary>A per-tensor 8-bit DequantizeLinear with a positive scale (so that it is increasing).</summary>

@@ -27,24 +27,13 @@ internal sealed class QdqLinearFusion : IConstantRewrite
     {
         if (!options.UseIntegerKernels) return nodes;
         var view = new GraphView(model, nodes);
-        var replace = new Dictionary<NodeProto, NodeProto>(ReferenceEqualityComparer.Instance);
-        var remove = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
-        var bypassed = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
-        foreach (var node in nodes)
-        {
-            if (node.OpType is not ("Conv" or "MatMul" or "Gemm") || !GraphView.IsDefaultDomain(node) || node.Input.Count < 2 || node.Output.Count != 1) continue;
-            if (Match(view, constants, node) is not { } match) continue;
-            replace[match.Last] = match.Fused;
-            foreach (var fusedAway in match.Chain) if (!ReferenceEquals(fusedAway, match.Last)) remove.Add(fusedAway);
-            bypassed.UnionWith(match.Dequantizations);
-        }
-        if (replace.Count == 0) return nodes;
-        return QdqPatterns.Rebuild(model, nodes, replace, remove, bypassed);
+        return QdqPatterns.Fuse(model, nodes, node =>
+            node.OpType is not ("Conv" or "MatMul" or "Gemm") || !GraphView.IsDefaultDomain(node) || node.Input.Count < 2 || node.Output.Count != 1
+                ? null
+                : Match(view, constants, node));
     }
 
-    private sealed record Fusion(NodeProto Fused, NodeProto Last, List<NodeProto> Chain, List<NodeProto> Dequantizations);
-
-    private static Fusion? Match(GraphView view, Dictionary<string, Tensor> constants, NodeProto node)
+    private static QdqFusion? Match(GraphView view, Dictionary<string, Tensor> constants, NodeProto node)
     {
         if (QdqPatterns.Dequantize(view, constants, node.Input[0]) is not { PerTensor: true } x
             || x.ZeroPointType is not (null or TensorElementType.UInt8 or TensorElementType.Int8)) return null;
@@ -114,7 +103,7 @@ internal sealed class QdqLinearFusion : IConstantRewrite
             fused.Attribute.Add(new AttributeProto { Name = "output_dtype", Type = AttributeProto.Types.AttributeType.Int, I = OnnxElementTypes.ToOnnx(type) });
         fused.Input.AddRange([x.Input, x.Scale, x.ZeroPoint, w.Input, w.Scale, w.ZeroPoint, bias, biasScale, biasZeroPoint, yScale, yZeroPoint]);
         fused.Output.Add(output);
-        return new Fusion(fused, chain[^1], chain, dequantizations);
+        return new QdqFusion(fused, chain[^1], chain, dequantizations);
     }
 
     private static long Normalize(long axis, int rank) => axis < 0 ? axis + rank : axis;

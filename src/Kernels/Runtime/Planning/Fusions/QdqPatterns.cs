@@ -98,10 +98,29 @@ internal static class QdqPatterns
         node.Attribute.FirstOrDefault(a => a.Name == name) is { } attribute ? attribute.I : fallback;
 
     /// <summary>
+    /// Runs <paramref name="match"/> on every node; each fusion found replaces its last node with the fused one and drops
+    /// the rest of its chain, and the DequantizeLinear nodes it bypassed go too once nothing else reads them.
+    /// </summary>
+    public static List<NodeProto> Fuse(OnnxModel model, List<NodeProto> nodes, Func<NodeProto, QdqFusion?> match)
+    {
+        var replace = new Dictionary<NodeProto, NodeProto>(ReferenceEqualityComparer.Instance);
+        var remove = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        var bypassed = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        foreach (var node in nodes)
+        {
+            if (match(node) is not { } found) continue;
+            replace[found.Last] = found.Fused;
+            foreach (var fusedAway in found.Chain) if (!ReferenceEquals(fusedAway, found.Last)) remove.Add(fusedAway);
+            bypassed.UnionWith(found.Dequantizations);
+        }
+        return replace.Count == 0 ? nodes : Rebuild(model, nodes, replace, remove, bypassed);
+    }
+
+    /// <summary>
     /// The nodes without the replaced and removed ones (each replaced node gives way to its fused node), then without the
     /// <paramref name="candidates"/> (DequantizeLinear nodes the fusions bypassed) that nothing reads any more.
     /// </summary>
-    public static List<NodeProto> Rebuild(OnnxModel model, List<NodeProto> nodes, Dictionary<NodeProto, NodeProto> replace, HashSet<NodeProto> remove,
+    private static List<NodeProto> Rebuild(OnnxModel model, List<NodeProto> nodes, Dictionary<NodeProto, NodeProto> replace, HashSet<NodeProto> remove,
         HashSet<NodeProto> candidates)
     {
         var result = nodes.Where(n => !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
@@ -110,3 +129,6 @@ internal static class QdqPatterns
         return result.Where(n => !candidates.Contains(n) || n.Output.Any(o => o.Length > 0 && (read.Contains(o) || graphOutputs.Contains(o)))).ToList();
     }
 }
+
+/// <summary>One QDQ fusion found: the fused node, the node it takes the place of, the chain it replaces, the DequantizeLinear nodes it bypasses.</summary>
+internal sealed record QdqFusion(NodeProto Fused, NodeProto Last, List<NodeProto> Chain, List<NodeProto> Dequantizations);
