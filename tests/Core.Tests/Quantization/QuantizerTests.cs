@@ -107,18 +107,7 @@ public class QuantizerTests
         // The second layer reads an activation with one huge channel, so its per-tensor uint8 quantization is coarse;
         // the first layer quantizes well. A target between the two must give up the second layer only.
         var random = new Random(31);
-        var graph = new GraphProto { Name = "outlier" };
-        graph.Input.Add(Floats("X", 3, 64));
-        graph.Output.Add(Floats("Y", 3, 16));
-        graph.Initializer.Add(FloatTensor("W1", [64, 64], Random(random, 64 * 64)));
-        var boost = Enumerable.Repeat(1f, 64).ToArray();
-        boost[5] = 500;
-        graph.Initializer.Add(FloatTensor("boost", [64], boost));
-        graph.Initializer.Add(FloatTensor("W2", [64, 16], Random(random, 64 * 16)));
-        graph.Node.Add(Node("MatMul", "good", ["X", "W1"], ["H"]));
-        graph.Node.Add(Node("Mul", "outlier", ["H", "boost"], ["G"]));
-        graph.Node.Add(Node("MatMul", "bad", ["G", "W2"], ["Y"]));
-        var source = new OnnxModel(Model(graph));
+        var source = new OnnxModel(Model(OutlierGraph(random, tail: false)));
         var samples = Samples(random, 4);
 
         var plain = Quantizer.Quantize(source, new QuantizationOptions { Smoothing = 0 }, samples);
@@ -139,21 +128,7 @@ public class QuantizerTests
     public void Layer_report_ranks_the_outlier_layer_worst_and_leaves_the_model_alone()
     {
         var random = new Random(31);
-        var graph = new GraphProto { Name = "outlier" };
-        graph.Input.Add(Floats("X", 3, 64));
-        graph.Output.Add(Floats("Y", 3, 16));
-        graph.Initializer.Add(FloatTensor("W1", [64, 64], Random(random, 64 * 64)));
-        var boost = Enumerable.Repeat(1f, 64).ToArray();
-        boost[5] = 500;
-        graph.Initializer.Add(FloatTensor("boost", [64], boost));
-        graph.Initializer.Add(FloatTensor("W2", [64, 16], Random(random, 64 * 16)));
-        graph.Initializer.Add(FloatTensor("W3", [16, 16], Random(random, 16 * 16)));
-        graph.Node.Add(Node("MatMul", "good", ["X", "W1"], ["H"]));
-        graph.Node.Add(Node("Mul", "outlier", ["H", "boost"], ["G"]));
-        graph.Node.Add(Node("MatMul", "bad", ["G", "W2"], ["B"]));
-        graph.Node.Add(Node("Relu", "relu", ["B"], ["R"]));
-        graph.Node.Add(Node("MatMul", "last", ["R", "W3"], ["Y"]));
-        var source = new OnnxModel(Model(graph));
+        var source = new OnnxModel(Model(OutlierGraph(random, tail: true)));
         var samples = Samples(random, 4);
 
         var plain = Quantizer.Quantize(source, new QuantizationOptions { Smoothing = 0, MinimumSize = 16 }, samples);
@@ -221,5 +196,31 @@ public class QuantizerTests
     {
         var data = Enumerable.Range(0, count).Select(_ => Random(random, 3 * 64, 2)).ToList();
         return () => data.Select(x => (IReadOnlyDictionary<string, Tensor>)new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, 3, 64) });
+    }
+
+    /// <summary>
+    /// X -> MatMul 'good' -> H -> Mul by a channel boosted 500x 'outlier' -> G -> MatMul 'bad' -> Y; with <paramref name="tail"/>,
+    /// 'bad' writes B and Relu + MatMul 'last' follow. The boosted channel makes 'bad''s per-tensor activation scale coarse.
+    /// </summary>
+    private static GraphProto OutlierGraph(Random random, bool tail)
+    {
+        var graph = new GraphProto { Name = "outlier" };
+        graph.Input.Add(Floats("X", 3, 64));
+        graph.Output.Add(Floats("Y", 3, 16));
+        graph.Initializer.Add(FloatTensor("W1", [64, 64], Random(random, 64 * 64)));
+        var boost = Enumerable.Repeat(1f, 64).ToArray();
+        boost[5] = 500;
+        graph.Initializer.Add(FloatTensor("boost", [64], boost));
+        graph.Initializer.Add(FloatTensor("W2", [64, 16], Random(random, 64 * 16)));
+        graph.Node.Add(Node("MatMul", "good", ["X", "W1"], ["H"]));
+        graph.Node.Add(Node("Mul", "outlier", ["H", "boost"], ["G"]));
+        graph.Node.Add(Node("MatMul", "bad", ["G", "W2"], [tail ? "B" : "Y"]));
+        if (tail)
+        {
+            graph.Initializer.Add(FloatTensor("W3", [16, 16], Random(random, 16 * 16)));
+            graph.Node.Add(Node("Relu", "relu", ["B"], ["R"]));
+            graph.Node.Add(Node("MatMul", "last", ["R", "W3"], ["Y"]));
+        }
+        return graph;
     }
 }
