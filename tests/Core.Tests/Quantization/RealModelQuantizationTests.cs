@@ -107,10 +107,7 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
             var input = InputData.Read(image, floatSession.Inputs)["Input247"];
             float[] reference = floatSession.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
             float[] mine = ours.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
-            using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
-            using var runOptions = new RunOptions();
-            using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
-            float[] theirs = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            float[] theirs = RunResNetOrt(ort, input);
             double agreement = Cosine(theirs, mine), toFloat = Cosine(reference, mine);
             output.WriteLine($"{mode} {Path.GetFileName(image)}: ours~float {toFloat:F5}, ours~ORT {agreement:F5}");
             Assert.True(agreement >= 0.999, $"{Path.GetFileName(image)}: ours and ORT agree only to {agreement:F5}");
@@ -156,11 +153,8 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
         var input = InputData.Read(image, floatSession.Inputs)["Input247"];
         float[] reference = floatSession.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
         float[] mine = ours.Run(new Dictionary<string, Tensor> { ["Input247"] = input })["Pooling395_Output_0"].ToArray<float>();
-        using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
-        using var runOptions = new RunOptions();
-        using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
         Assert.Equal(reference, mine);
-        Assert.True(Cosine(reference, outputs[0].GetTensorDataAsSpan<float>().ToArray()) >= 0.99999);
+        Assert.True(Cosine(reference, RunResNetOrt(ort, input)) >= 0.99999);
     }
 
     [Fact]
@@ -190,10 +184,7 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
             var feeds = new Dictionary<string, Tensor> { ["Input247"] = input };
             float[] reference = floatSession.Run(feeds)["Pooling395_Output_0"].ToArray<float>();
             float[] mine = ours.Run(feeds)["Pooling395_Output_0"].ToArray<float>();
-            using var value = OrtValue.CreateTensorValueFromMemory(input.ToArray<float>(), [1, 3, 224, 224]);
-            using var runOptions = new RunOptions();
-            using var outputs = ort.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
-            float[] theirs = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            float[] theirs = RunResNetOrt(ort, input);
             double agreement = Cosine(theirs, mine), toFloat = Cosine(reference, mine);
             output.WriteLine($"static {Path.GetFileName(image)}: ours~float {toFloat:F5}, ORT~float {Cosine(reference, theirs):F5}, ours~ORT {agreement:F5}");
             Assert.True(agreement >= 0.9999, $"{Path.GetFileName(image)}: ours and ORT agree only to {agreement:F5}");
@@ -223,6 +214,15 @@ public class RealModelQuantizationTests(ITestOutputHelper output)
             output.WriteLine($"{Path.GetFileName(folder)}: ours~ORT {agreement:F6}");
             Assert.True(agreement >= 0.999, $"{folder}: ours~ORT {agreement:F6}");
         }
+    }
+
+    /// <summary>ResNet18's pooled features from ONNX Runtime for one preprocessed image.</summary>
+    private static float[] RunResNetOrt(InferenceSession session, Tensor image)
+    {
+        using var value = OrtValue.CreateTensorValueFromMemory(image.ToArray<float>(), [1, 3, 224, 224]);
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, ["Input247"], [value], ["Pooling395_Output_0"]);
+        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
     private static SampleSource Samples(string[] folders) => () => folders.Select(f => (IReadOnlyDictionary<string, Tensor>)Read(f));
