@@ -48,6 +48,34 @@ public class FloatGemmTests
     }
 
     [Theory]
+    [InlineData(6, 8, 0, 8)]
+    [InlineData(6, 300, 17, 256)]
+    [InlineData(13, 37, 5, 31)]
+    [InlineData(12, 1000, 0, 7)]
+    public unsafe void The_vector_A_packing_equals_its_scalar_twin(int m, int k, int k0, int kc)
+    {
+        var random = new Random(m * 31 + k);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => random.NextSingle() * 2 - 1).ToArray();
+        fixed (float* pa = a)
+        {
+            var view = new GemmA(pa, m, k);
+            for (int row = 0; row < m; row += FloatPacking.Rows)
+            {
+                int rows = Math.Min(FloatPacking.Rows, m - row);
+                var fast = new float[kc * FloatPacking.Rows];
+                var twin = new float[kc * FloatPacking.Rows];
+                fixed (float* pf = fast, pt = twin)
+                {
+                    FloatPacking.PackA(view, row, rows, k0, kc, pf);
+                    FloatPacking.PackAScalar(view, row, rows, k0, kc, pt);
+                }
+                Assert.Equal(twin, fast);
+                for (int t = 0; t < kc; t++) Assert.Equal(a[row * k + k0 + t], fast[t * FloatPacking.Rows]); // and it is A, K-major
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(130, 700, 300)] // many panels: split by columns
     [InlineData(500, 300, 20)]  // two panels, several row blocks: split by rows
     public void Results_are_identical_for_every_thread_count(int m, int k, int n)

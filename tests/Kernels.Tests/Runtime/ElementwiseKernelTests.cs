@@ -56,6 +56,32 @@ public class ElementwiseKernelTests
     }
 
     [Fact]
+    public void Fast_exp_is_within_two_ulps_of_the_double_reference_and_its_vectors_equal_the_scalar_twin()
+    {
+        var x = new float[100_003];
+        for (int i = 0; i < x.Length; i++) x[i] = -87.25f * i / (x.Length - 1);
+        for (int i = 0; i + 8 <= x.Length; i += 8)
+        {
+            var v256 = FastExp.NonPositive(System.Runtime.Intrinsics.Vector256.Create(x.AsSpan(i, 8)));
+            var v128 = FastExp.NonPositive(System.Runtime.Intrinsics.Vector128.Create(x.AsSpan(i, 4)));
+            for (int j = 0; j < 8; j++)
+            {
+                float scalar = FastExp.NonPositive(x[i + j]);
+                Assert.Equal(scalar, v256[j]);
+                if (j < 4) Assert.Equal(scalar, v128[j]);
+                float reference = (float)Math.Exp(x[i + j]);
+                float ulp = MathF.BitIncrement(reference) - reference;
+                Assert.True(Math.Abs(scalar - reference) <= 2 * ulp, $"exp({x[i + j]:R}) = {scalar:R}, reference {reference:R}");
+            }
+        }
+        Assert.Equal(0f, FastExp.NonPositive(-100f));
+        Assert.Equal(0f, FastExp.NonPositive(float.NegativeInfinity));
+        Assert.True(float.IsNaN(FastExp.NonPositive(float.NaN)));
+        Assert.True(float.IsNaN(FastExp.NonPositive(System.Runtime.Intrinsics.Vector256.Create(float.NaN))[3]));
+        Assert.Equal(1f, FastExp.NonPositive(0f));
+    }
+
+    [Fact]
     public void Float_erf_is_within_two_ulps_of_the_double_reference()
     {
         var x = new float[200_001];

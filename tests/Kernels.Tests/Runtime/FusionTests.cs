@@ -33,6 +33,90 @@ public class FusionTests
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
     }
 
+    [Theory]
+    [InlineData(1.4142135f, false, true)]  // BERT's gelu as PyTorch exports it: fused
+    [InlineData(1.4142135f, true, true)]   // x * 0.5 taken first: fused
+    [InlineData(2f, false, false)]         // not GELU (divides by 2): left alone, still right
+    public void Layer_norm_and_gelu_written_out_are_fused_and_match_onnx_runtime(float divisor, bool halfFirst, bool fused)
+    {
+        var random = new Random(3);
+        int rows = 7, width = 40;
+        float[] gamma = Enumerable.Range(0, width).Select(_ => random.NextSingle() + 0.5f).ToArray();
+        float[] beta = Enumerable.Range(0, width).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        float[] x = Enumerable.Range(0, 2 * rows * width).Select(_ => (random.NextSingle() - 0.5f) * 6).ToArray();
+        byte[] model = LayerNormGeluModel(width, gamma, beta, divisor, halfFirst).ToByteArray();
+
+        using var ours = ModelSession.Load(model, "ln_gelu.onnx", new SessionOptions { Threads = 2 });
+        Assert.Contains(ours.PlannedNodes, label => label.EndsWith("(LayerNormalization)", StringComparison.Ordinal));
+        Assert.DoesNotContain(ours.PlannedNodes, label => label.EndsWith("(ReduceMean)", StringComparison.Ordinal));
+        Assert.Equal(fused, ours.PlannedNodes.Any(label => label.EndsWith("(Gelu)", StringComparison.Ordinal)));
+        Assert.Equal(!fused, ours.PlannedNodes.Any(label => label.EndsWith("(Erf)", StringComparison.Ordinal)));
+        float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, 2, rows, width) })["Y"].ToArray<float>();
+
+        using var ort = new InferenceSession(model, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL });
+        using var input = OrtValue.CreateTensorValueFromMemory(x, [2, rows, width]);
+        using var runOptions = new RunOptions();
+        using var outputs = ort.Run(runOptions, ["X"], [input], ["Y"]);
+        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
+    }
+
+    /// <summary>Y = gelu(layernorm(X)) in elementary ops with Constant-node scalars, as PyTorch exports BERT (opset 14).</summary>
+    private static ModelProto LayerNormGeluModel(int width, float[] gamma, float[] beta, float divisor, bool halfFirst)
+    {
+        var graph = new GraphProto { Name = "g" };
+        graph.Input.Add(Value("X", 2, -1, width));
+        graph.Output.Add(Value("Y", 2, -1, width));
+        graph.Initializer.Add(Floats("gamma", [width], gamma));
+        graph.Initializer.Add(Floats("beta", [width], beta));
+        void Node(string op, string output, params string[] inputs)
+        {
+            var node = new NodeProto { OpType = op, Name = output };
+            node.Input.AddRange(inputs);
+            node.Output.Add(output);
+            if (op == "ReduceMean") node.Attribute.Add(new AttributeProto { Name = "axes", Type = AttributeProto.Types.AttributeType.Ints, Ints = { -1 } });
+            graph.Node.Add(node);
+        }
+        void Constant(string output, float value)
+        {
+            var node = new NodeProto { OpType = "Constant", Name = output };
+            node.Output.Add(output);
+            node.Attribute.Add(new AttributeProto { Name = "value", Type = AttributeProto.Types.AttributeType.Tensor, T = Floats("", [], [value]) });
+            graph.Node.Add(node);
+        }
+        Node("ReduceMean", "mean", "X");
+        Node("Sub", "centered", "X", "mean");
+        Constant("two", 2f);
+        Node("Pow", "squared", "centered", "two");
+        Node("ReduceMean", "variance", "squared");
+        Constant("eps", 1e-12f);
+        Node("Add", "variance_eps", "variance", "eps");
+        Node("Sqrt", "deviation", "variance_eps");
+        Node("Div", "normalized", "centered", "deviation");
+        Node("Mul", "scaled", "normalized", "gamma");
+        Node("Add", "h", "scaled", "beta");
+        Constant("divisor", divisor);
+        Node("Div", "h_scaled", "h", "divisor");
+        Node("Erf", "erf", "h_scaled");
+        Constant("one", 1f);
+        Node("Add", "erf_1", "erf", "one");
+        Constant("half", 0.5f);
+        if (halfFirst)
+        {
+            Node("Mul", "h_half", "half", "h");
+            Node("Mul", "Y", "h_half", "erf_1");
+        }
+        else
+        {
+            Node("Mul", "h_erf", "h", "erf_1");
+            Node("Mul", "Y", "h_erf", "half");
+        }
+        var model = new ModelProto { IrVersion = 8, Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 14 });
+        return model;
+    }
+
     private static ModelProto MatMulAddModel(int k, int n, float[] w, float[] bias)
     {
         var graph = new GraphProto { Name = "g" };

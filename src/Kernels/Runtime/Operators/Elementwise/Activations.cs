@@ -9,6 +9,7 @@ namespace Quantize.Kernels.Runtime.Operators;
 [OnnxOperator("HardSigmoid", 1)]
 [OnnxOperator("HardSwish", 14)]
 [OnnxOperator("Gelu", 20)]
+[OnnxOperator("Gelu", 1, Planning.PlanBuilder.FusedDomain)]
 internal sealed class Activation : Operator
 {
     private readonly string _op;

@@ -40,7 +40,7 @@ internal readonly struct ErfKernel : IFloatKernel
         p = MathF.FusedMultiplyAdd(p, t, B5);
         p = MathF.FusedMultiplyAdd(p, t, B6);
         p = MathF.FusedMultiplyAdd(p, t, t);
-        return MathF.CopySign(1f - MathF.Exp(-p), x);
+        return MathF.CopySign(1f - FastExp.NonPositive(-p), x);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -63,7 +63,7 @@ internal readonly struct ErfKernel : IFloatKernel
         p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(B5));
         p = Vector128.FusedMultiplyAdd(p, u, Vector128.Create(B6));
         p = Vector128.FusedMultiplyAdd(p, u, u);
-        var large = Vector128.CopySign(Vector128<float>.One - Vector128.Exp(-p), x);
+        var large = Vector128.CopySign(Vector128<float>.One - FastExp.NonPositive(-p), x);
 
         // NaN fails the comparison, so it takes the small branch, which keeps it NaN.
         return Vector128.ConditionalSelect(Vector128.GreaterThan(t, Vector128.Create(Split)), large, small);
@@ -89,7 +89,7 @@ internal readonly struct ErfKernel : IFloatKernel
         p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(B5));
         p = Vector256.FusedMultiplyAdd(p, u, Vector256.Create(B6));
         p = Vector256.FusedMultiplyAdd(p, u, u);
-        var large = Vector256.CopySign(Vector256<float>.One - Vector256.Exp(-p), x);
+        var large = Vector256.CopySign(Vector256<float>.One - FastExp.NonPositive(-p), x);
         return Vector256.ConditionalSelect(Vector256.GreaterThan(t, Vector256.Create(Split)), large, small);
     }
 

@@ -12,6 +12,7 @@ namespace Quantize.Kernels.Runtime.Operators;
 /// normalized ones. float32 (float16 read as float32, with float32 Mean/InvStdDev as stash_type=1 says) and float64.
 /// </summary>
 [OnnxOperator("LayerNormalization", 17)]
+[OnnxOperator("LayerNormalization", 1, Planning.PlanBuilder.FusedDomain)]
 internal sealed class LayerNormalization(long axis, float epsilon) : Operator
 {
     public static Operator Create(OperatorBuildContext context)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -84,6 +85,13 @@ internal sealed class Softmax(bool log, long axis, bool coerceTo2D) : Operator
     {
         if (inner == 1)
         {
+            if (typeof(T) == typeof(float) && !log)
+            {
+                var xf = (float[])(object)xs;
+                var df = (float[])(object)ds;
+                for (int o = start; o < end; o++) ExpNormalize(xf.AsSpan(o * n, n), df.AsSpan(o * n, n));
+                return;
+            }
             for (int o = start; o < end; o++)
             {
                 var x = xs.AsSpan(o * n, n);
@@ -147,5 +155,35 @@ internal sealed class Softmax(bool log, long axis, bool coerceTo2D) : Operator
             ArrayPool<T>.Shared.Return(maxima);
             ArrayPool<T>.Shared.Return(sums);
         }
+    }
+
+    /// <summary>
+    /// One float32 softmax row in three passes (max; exp and sum; divide), exp by <see cref="FastExp"/>. The sum is
+    /// accumulated in one vector then added up, the same order for a row wherever it runs, so results do not depend on threads.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ExpNormalize(ReadOnlySpan<float> x, Span<float> d)
+    {
+        float max = TensorPrimitives.Max(x);
+        int n = x.Length, i = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)
+        {
+            var shift = Vector256.Create(max);
+            var total = Vector256<float>.Zero;
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+            {
+                var e = FastExp.NonPositive(Vector256.Create(x.Slice(i, Vector256<float>.Count)) - shift);
+                e.CopyTo(d.Slice(i, Vector256<float>.Count));
+                total += e;
+            }
+            sum = Vector256.Sum(total);
+        }
+        for (; i < n; i++)
+        {
+            d[i] = FastExp.NonPositive(x[i] - max);
+            sum += d[i];
+        }
+        TensorPrimitives.Divide(d[..n], sum, d[..n]);
     }
 }
