@@ -47,6 +47,25 @@ public class RealModelRuntimeTests
     }
 
     [Fact]
+    public void Outputs_are_identical_on_one_and_two_threads()
+    {
+        // Every operator splits its work so that each value is computed the same way whatever the thread count.
+        byte[] miniLM = MiniLMBytes();
+        var feeds = MiniLMInputs(SharedData.Require("calibration/minilm-batch8"));
+        var random = new Random(4);
+        var image = new Dictionary<string, Tensor> { ["Input247"] = Tensor.Create(Enumerable.Range(0, 3 * 224 * 224).Select(_ => random.NextSingle() * 255 - 120).ToArray(), 1, 3, 224, 224) };
+        foreach (var (model, inputs) in new[] { (miniLM, feeds), (File.ReadAllBytes(RealModels.ResNet18Path), image) })
+        {
+            using var one = ModelSession.Load(model, "model.onnx", new SessionOptions { Threads = 1 });
+            using var two = ModelSession.Load(model, "model.onnx", new SessionOptions { Threads = 2 });
+            var expected = one.Run(inputs);
+            var actual = two.Run(inputs);
+            foreach (var (name, value) in expected)
+                Assert.Equal(value.ToArray<float>(), actual[name].ToArray<float>());
+        }
+    }
+
+    [Fact]
     public void One_session_run_from_eight_threads_gives_the_outputs_of_a_single_run()
     {
         byte[] model = MiniLMBytes();

@@ -39,7 +39,21 @@ internal static class Broadcast
     /// Visits the output in runs along the last axis: for each run, the start offsets into each input and
     /// whether each input advances along the run (stride 1) or repeats one element (stride 0).
     /// </summary>
-    public static void ForEachRun(ReadOnlySpan<int> output, int[][] inputStrides, RunVisitor visit)
+    public static void ForEachRun(ReadOnlySpan<int> output, int[][] inputStrides, RunVisitor visit) =>
+        ForEachRun(output, inputStrides, visit, 0, int.MaxValue);
+
+    /// <summary>The number of runs <see cref="ForEachRun(ReadOnlySpan{int}, int[][], RunVisitor)"/> visits, and their length.</summary>
+    public static (int Runs, int Length) RunShape(ReadOnlySpan<int> output, int[][] inputStrides)
+    {
+        int total = Tensor.CountElements(output);
+        if (total == 0) return (0, 0);
+        var (dims, _) = Collapse(output, inputStrides);
+        int inner = dims.Length == 0 ? 1 : dims[^1];
+        return (total / inner, inner);
+    }
+
+    /// <summary>Runs <c>[firstRun, endRun)</c> of <see cref="ForEachRun(ReadOnlySpan{int}, int[][], RunVisitor)"/>: one share of a parallel split.</summary>
+    public static void ForEachRun(ReadOnlySpan<int> output, int[][] inputStrides, RunVisitor visit, int firstRun, int endRun)
     {
         int total = Tensor.CountElements(output);
         if (total == 0) return;
@@ -47,14 +61,20 @@ internal static class Broadcast
         int rank = dims.Length;
         if (rank == 0)
         {
-            visit(0, 1, new int[inputStrides.Length], new bool[inputStrides.Length]);
+            if (firstRun == 0 && endRun > 0) visit(0, 1, new int[inputStrides.Length], new bool[inputStrides.Length]);
             return;
         }
         int inner = dims[rank - 1];
         var advancing = strides.Select(s => s[rank - 1] != 0).ToArray();
         var offsets = new int[strides.Length];
         var index = new int[rank];
-        for (int start = 0; start < total; start += inner)
+        for (int d = rank - 2, rest = firstRun; d >= 0; d--)
+        {
+            index[d] = rest % dims[d];
+            rest /= dims[d];
+        }
+        long end = Math.Min((long)endRun * inner, total);
+        for (int start = firstRun * inner; start < end; start += inner)
         {
             for (int i = 0; i < offsets.Length; i++)
             {

@@ -20,32 +20,36 @@ internal interface IBinaryFunction<T>
 /// <summary>Runs a binary function over two broadcast inputs, run by run along the last (collapsed) axis.</summary>
 internal static class ElementwiseBinary
 {
-    public static void Run<T, TFunction>(Tensor a, Tensor b, Tensor output)
+    public static void Run<T, TFunction>(Tensor a, Tensor b, Tensor output, int threads = 1)
         where TFunction : IBinaryFunction<T>
     {
-        var x = a.AsSpan<T>();
-        var y = b.AsSpan<T>();
-        var d = output.AsSpan<T>();
+        var xs = a.Buffer.Data as T[];
+        var ys = b.Buffer.Data as T[];
+        var ds = (T[])output.Buffer.Data;
+        int length = output.Length;
         if (a.Shape.SequenceEqual(b.Shape))
         {
-            TFunction.Apply(x, y, d);
+            ParallelRanges.ForElements(length, threads, (start, end) =>
+                TFunction.Apply(xs.AsSpan(start, end - start), ys.AsSpan(start, end - start), ds.AsSpan(start, end - start)));
             return;
         }
         if (b.Length == 1)
         {
-            TFunction.Apply(x.Length == d.Length ? x : Expand<T>(a, output), y[0], d);
+            if (a.Length != length) xs = Expand<T>(a, output);
+            T y = ys![0];
+            ParallelRanges.ForElements(length, threads, (start, end) => TFunction.Apply(xs.AsSpan(start, end - start), y, ds.AsSpan(start, end - start)));
             return;
         }
-        if (a.Length == 1 && b.Length == d.Length)
+        if (a.Length == 1 && b.Length == length)
         {
-            TFunction.Apply(x[0], y, d);
+            T x = xs![0];
+            ParallelRanges.ForElements(length, threads, (start, end) => TFunction.Apply(x, ys.AsSpan(start, end - start), ds.AsSpan(start, end - start)));
             return;
         }
         var strides = new[] { Broadcast.Strides(a.Shape, output.Shape), Broadcast.Strides(b.Shape, output.Shape) };
-        var xs = a.Buffer.Data as T[];
-        var ys = b.Buffer.Data as T[];
-        var ds = (T[])output.Buffer.Data;
-        Broadcast.ForEachRun(output.Shape, strides, (start, length, offsets, advancing) =>
+        var shape = output.ShapeArray;
+        var (runs, runLength) = Broadcast.RunShape(shape, strides);
+        ParallelRanges.For(runs, runLength, threads, (first, end) => Broadcast.ForEachRun(shape, strides, (start, length, offsets, advancing) =>
         {
             var target = ds.AsSpan(start, length);
             switch (advancing[0], advancing[1])
@@ -55,11 +59,11 @@ internal static class ElementwiseBinary
                 case (false, true): TFunction.Apply(xs![offsets[0]], ys.AsSpan(offsets[1], length), target); break;
                 default: target.Fill(TFunction.Apply(xs![offsets[0]], ys![offsets[1]])); break;
             }
-        });
+        }, first, end));
     }
 
     // A scalar y with an x smaller than the output (x itself broadcast): fall back to materializing x.
-    private static ReadOnlySpan<T> Expand<T>(Tensor a, Tensor output)
+    private static T[] Expand<T>(Tensor a, Tensor output)
     {
         var expanded = new T[output.Length];
         var strides = new[] { Broadcast.Strides(a.Shape, output.Shape) };
@@ -79,6 +83,6 @@ internal static class ElementwiseBinary
         var a = call.Input(0);
         var b = call.Input(1);
         var output = call.Output(0, outputType, Broadcast.Shape(a.Shape, b.Shape, call.Context.Node));
-        Run<T, TFunction>(a, b, output);
+        Run<T, TFunction>(a, b, output, call.Context.DegreeOfParallelism);
     }
 }

@@ -48,14 +48,15 @@ internal sealed class Activation : Operator
         {
             case TensorElementType.Float32:
             {
-                var source = x.AsSpan<float>();
-                var target = call.Output(0, x.ElementType, x.ShapeArray).AsSpan<float>();
+                var source = (float[])x.Buffer.Data;
+                var target = (float[])call.Output(0, x.ElementType, x.ShapeArray).Buffer.Data;
+                int n = x.Length, threads = call.Context.DegreeOfParallelism;
                 switch (_op)
                 {
-                    case "LeakyRelu": FloatKernel.Map(_leaky, source, target); break;
-                    case "Gelu" when _tanh: FloatKernel.Map(default(GeluTanhKernel), source, target); break;
-                    case "Gelu": FloatKernel.Map(default(GeluKernel), source, target); break;
-                    default: FloatKernel.Map(_hard, source, target); break;
+                    case "LeakyRelu": FloatKernel.Map(_leaky, source, target, n, threads); break;
+                    case "Gelu" when _tanh: FloatKernel.Map(default(GeluTanhKernel), source, target, n, threads); break;
+                    case "Gelu": FloatKernel.Map(default(GeluKernel), source, target, n, threads); break;
+                    default: FloatKernel.Map(_hard, source, target, n, threads); break;
                 }
                 break;
             }

@@ -62,6 +62,14 @@ internal static class FloatKernel
         MapScalar(kernel, x, d);
     }
 
+    /// <summary>
+    /// <see cref="Map{TKernel}(TKernel, ReadOnlySpan{float}, Span{float})"/> over the first <paramref name="length"/> elements,
+    /// split over <paramref name="threads"/> (every element goes through the same vector code either way).
+    /// </summary>
+    public static void Map<TKernel>(TKernel kernel, float[] x, float[] d, int length, int threads)
+        where TKernel : struct, IFloatKernel =>
+        ParallelRanges.ForElements(length, threads, (start, end) => Map(kernel, x.AsSpan(start, end - start), d.AsSpan(start, end - start)));
+
     /// <summary>The scalar twin of <see cref="Map{TKernel}(TKernel, ReadOnlySpan{float}, Span{float})"/>.</summary>
     public static void MapScalar<TKernel>(TKernel kernel, ReadOnlySpan<float> x, Span<float> d)
         where TKernel : struct, IFloatKernel

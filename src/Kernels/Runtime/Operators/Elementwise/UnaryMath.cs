@@ -33,10 +33,10 @@ internal sealed class UnaryMath(string op) : Operator
         {
             case TensorElementType.Float32:
             {
-                var source = x.AsSpan<float>();
-                var target = call.Output(0, type, x.ShapeArray).AsSpan<float>();
-                if (op == "Erf") FloatKernel.Map(default(ErfKernel), source, target);
-                else Floating<float>(source, target);
+                var source = (float[])x.Buffer.Data;
+                var target = (float[])call.Output(0, type, x.ShapeArray).Buffer.Data;
+                if (op == "Erf") FloatKernel.Map(default(ErfKernel), source, target, x.Length, call.Context.DegreeOfParallelism);
+                else ParallelRanges.ForElements(x.Length, call.Context.DegreeOfParallelism, (start, end) => Floating<float>(source.AsSpan(start, end - start), target.AsSpan(start, end - start)));
                 break;
             }
             case TensorElementType.Float64:

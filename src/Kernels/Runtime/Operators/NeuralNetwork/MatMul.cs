@@ -44,7 +44,7 @@ internal sealed class MatMul(PackedFloatMatrix? packedB, float[]? bias) : Operat
             case TensorElementType.Float32:
             {
                 var output = call.Output(0, a.ElementType, plan.OutputShape);
-                RunFloat(a.AsSpan<float>(), b.AsSpan<float>(), output.AsSpan<float>(), plan, call.Context.DegreeOfParallelism);
+                RunBatches((float[])a.Buffer.Data, (float[])b.Buffer.Data, (float[])output.Buffer.Data, plan, call.Context.DegreeOfParallelism);
                 break;
             }
             case TensorElementType.Float16:
@@ -90,6 +90,28 @@ internal sealed class MatMul(PackedFloatMatrix? packedB, float[]? bias) : Operat
             var packed = PackedFloatMatrix.Pack(b.Slice(plan.BOffset(batch), k * n), k, n);
             FloatGemm.Multiply(a.Slice(plan.AOffset(batch), m * k), m, packed, c.Slice(batch * m * n, m * n), default, threads);
         }
+    }
+
+    /// <summary>
+    /// Both operands at run time (attention's Q x K^T and P x V): many small products, so with several threads each
+    /// thread takes whole batches (one GEMM splits poorly at these sizes). Each product is the same whichever thread runs it.
+    /// </summary>
+    private void RunBatches(float[] a, float[] b, float[] c, MatMulShape plan, int threads)
+    {
+        int m = plan.M, k = plan.K, n = plan.N;
+        if (threads <= 1 || plan.Batches < 2)
+        {
+            RunFloat(a, b, c, plan, threads);
+            return;
+        }
+        ParallelRanges.For(plan.Batches, (long)m * n * Math.Max(1, k) / 8, threads, (first, end) =>
+        {
+            for (int batch = first; batch < end; batch++)
+            {
+                var packed = PackedFloatMatrix.Pack(b.AsSpan(plan.BOffset(batch), k * n), k, n);
+                FloatGemm.Multiply(a.AsSpan(plan.AOffset(batch), m * k), m, packed, c.AsSpan(batch * m * n, m * n), default, 1);
+            }
+        });
     }
 
     private static void Naive<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, MatMulShape plan) where T : System.Numerics.INumber<T>

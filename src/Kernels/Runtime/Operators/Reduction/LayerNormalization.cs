@@ -44,15 +44,15 @@ internal sealed class LayerNormalization(long axis, float epsilon) : Operator
             case TensorElementType.Float32:
             {
                 var y = call.Output(0, x.ElementType, x.ShapeArray);
-                Normalize(call, x.AsSpan<float>(), Expand<float>(scale, normalizedShape, call), bias is null ? null : Expand<float>(bias, normalizedShape, call),
-                    y.AsSpan<float>(), statsShape, TensorElementType.Float32, outer, n, epsilon);
+                Normalize(call, (float[])x.Buffer.Data, Expand<float>(scale, normalizedShape, call), bias is null ? null : Expand<float>(bias, normalizedShape, call),
+                    (float[])y.Buffer.Data, statsShape, TensorElementType.Float32, outer, n, epsilon);
                 break;
             }
             case TensorElementType.Float64:
             {
                 var y = call.Output(0, x.ElementType, x.ShapeArray);
-                Normalize(call, x.AsSpan<double>(), Expand<double>(scale, normalizedShape, call), bias is null ? null : Expand<double>(bias, normalizedShape, call),
-                    y.AsSpan<double>(), statsShape, TensorElementType.Float64, outer, n, epsilon);
+                Normalize(call, (double[])x.Buffer.Data, Expand<double>(scale, normalizedShape, call), bias is null ? null : Expand<double>(bias, normalizedShape, call),
+                    (double[])y.Buffer.Data, statsShape, TensorElementType.Float64, outer, n, epsilon);
                 break;
             }
             case TensorElementType.Float16:
@@ -61,8 +61,8 @@ internal sealed class LayerNormalization(long axis, float epsilon) : Operator
                 var wideScale = FloatWidening.ToFloat(scale);
                 var wideBias = bias is null ? null : FloatWidening.ToFloat(bias);
                 var result = TensorPool.Rent(TensorElementType.Float32, x.ShapeArray);
-                Normalize(call, wide.AsSpan<float>(), Expand<float>(wideScale, normalizedShape, call), wideBias is null ? null : Expand<float>(wideBias, normalizedShape, call),
-                    result.AsSpan<float>(), statsShape, TensorElementType.Float32, outer, n, epsilon);
+                Normalize(call, (float[])wide.Buffer.Data, Expand<float>(wideScale, normalizedShape, call), wideBias is null ? null : Expand<float>(wideBias, normalizedShape, call),
+                    (float[])result.Buffer.Data, statsShape, TensorElementType.Float32, outer, n, epsilon);
                 var source = result.AsSpan<float>();
                 var target = call.Output(0, TensorElementType.Float16, x.ShapeArray).AsSpan<Half>();
                 for (int i = 0; i < source.Length; i++) target[i] = (Half)source[i];
@@ -92,28 +92,35 @@ internal sealed class LayerNormalization(long axis, float epsilon) : Operator
         return expanded;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Normalize<T>(OperatorCall call, ReadOnlySpan<T> x, T[] scale, T[]? bias, Span<T> y, int[] statsShape, TensorElementType statsType, int outer, int n, float epsilon)
+    /// <summary>Normalizes the <paramref name="outer"/> rows of <paramref name="n"/> values; shares of rows run on separate threads.</summary>
+    private static void Normalize<T>(OperatorCall call, T[] x, T[] scale, T[]? bias, T[] y, int[] statsShape, TensorElementType statsType, int outer, int n, float epsilon)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Span<T> means = call.OutputCount > 1 ? call.Output(1, statsType, statsShape).AsSpan<T>() : default;
-        Span<T> inverses = call.OutputCount > 2 ? call.Output(2, statsType, statsShape).AsSpan<T>() : default;
+        T[]? means = call.OutputCount > 1 ? (T[])call.Output(1, statsType, statsShape).Buffer.Data : null;
+        T[]? inverses = call.OutputCount > 2 ? (T[])call.Output(2, statsType, statsShape).Buffer.Data : null;
+        ParallelRanges.For(outer, n, call.Context.DegreeOfParallelism, (start, end) => Rows(x, scale, bias, y, means, inverses, start, end, n, epsilon));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Rows<T>(T[] x, T[] scale, T[]? bias, T[] y, T[]? means, T[]? inverses, int start, int end, int n, float epsilon)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         var gamma = scale.AsSpan(0, n);
         var beta = bias is null ? default : bias.AsSpan(0, n);
         T count = T.CreateChecked(n), eps = T.CreateChecked(epsilon);
-        for (int o = 0; o < outer; o++)
+        for (int o = start; o < end; o++)
         {
-            var row = x.Slice(o * n, n);
-            var target = y.Slice(o * n, n);
-            T mean = TensorPrimitives.Sum(row) / count;
+            var row = x.AsSpan(o * n, n);
+            var target = y.AsSpan(o * n, n);
+            T mean = TensorPrimitives.Sum<T>(row) / count;
             TensorPrimitives.Subtract(row, mean, target);
             T variance = TensorPrimitives.SumOfSquares<T>(target) / count;
             T inverse = T.One / T.Sqrt(variance + eps);
             TensorPrimitives.Multiply(target, inverse, target);
             if (bias is null) TensorPrimitives.Multiply(target, gamma, target);
             else TensorPrimitives.FusedMultiplyAdd(target, gamma, beta, target);
-            if (!means.IsEmpty) means[o] = mean;
-            if (!inverses.IsEmpty) inverses[o] = inverse;
+            if (means is not null) means[o] = mean;
+            if (inverses is not null) inverses[o] = inverse;
         }
     }
 }
