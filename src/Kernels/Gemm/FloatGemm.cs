@@ -89,18 +89,26 @@ public static class FloatGemm
         if (c.Length < (long)rows * n) throw new ArgumentException($"C needs {(long)rows * n} values, not {c.Length}.", nameof(c));
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"The bias needs {n} values, not {bias.Length}.", nameof(bias));
         if (k == 0) c[..(rows * n)].Clear();
-        fixed (float* pa = a, pb = b.Data, pc = c)
+        fixed (float* pa = a, pb = b.Data, pc = c, pbias = bias)
         {
             var view = new GemmA(pa, rows, k);
             if (Fma.IsSupported && Avx2.IsSupported)
                 GemmDriver<FloatKernelAvx2, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
             else
                 GemmDriver<FloatKernelPortable, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
-        }
-        if (!bias.IsEmpty)
-        {
-            for (int i = 0; i < rows; i++)
-                System.Numerics.Tensors.TensorPrimitives.Add(c.Slice(i * n, n), bias, c.Slice(i * n, n));
+            if (!bias.IsEmpty)
+            {
+                nint output = (nint)pc, offsets = (nint)pbias;
+                ParallelRanges.For(rows, n, degreeOfParallelism, (start, end) =>
+                {
+                    var add = new ReadOnlySpan<float>((float*)offsets, n);
+                    for (int i = start; i < end; i++)
+                    {
+                        var row = new Span<float>((float*)output + (long)i * n, n);
+                        System.Numerics.Tensors.TensorPrimitives.Add(row, add, row);
+                    }
+                });
+            }
         }
     }
 

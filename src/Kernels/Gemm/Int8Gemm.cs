@@ -19,6 +19,7 @@ namespace Quantize.Kernels.Gemm;
 public static class Int8Gemm
 {
     private static readonly QuantizedRange SevenBits = new(0, 127);
+    private static readonly QuantizedRange EightBits = new(0, 255);
 
     /// <summary>C (int32, M x N) = (A - zpA) x (B - zpB), exactly (ONNX MatMulInteger).</summary>
     public static void Multiply(ReadOnlySpan<byte> a, int rows, int zeroPointA, PackedInt8Matrix b, Span<int> c, int degreeOfParallelism = 1) =>
@@ -53,7 +54,7 @@ public static class Int8Gemm
         {
             var accumulators = raw.AsSpan(0, rows * n);
             MultiplyInt32(a, rows, zeroPointA, signedA: false, b, accumulators, degreeOfParallelism);
-            Int8OutputStage.ToFloat(accumulators, rows, n, scaleA, scaleB, bias, c);
+            Int8OutputStage.ToFloat(accumulators, rows, n, scaleA, scaleB, bias, c, degreeOfParallelism);
         }
         finally
         {
@@ -74,9 +75,13 @@ public static class Int8Gemm
         try
         {
             // Weights packed for 7-bit activations get them: A over its range into 0..127 instead of 0..255.
-            var parameters = b.ForSevenBitActivations
-                ? DynamicQuantizeLinear.Quantize(a[..count], quantized.AsSpan(0, count), SevenBits)
-                : DynamicQuantizeLinear.Quantize(a[..count], quantized.AsSpan(0, count));
+            QuantizationParameters parameters;
+            unsafe
+            {
+                fixed (float* pa = a)
+                fixed (byte* pq = quantized)
+                    parameters = DynamicQuantizeLinear.Quantize(pa, pq, count, b.ForSevenBitActivations ? SevenBits : EightBits, degreeOfParallelism);
+            }
             MultiplyToFloat(quantized.AsSpan(0, count), rows, parameters.ZeroPoint, parameters.Scale, b, scaleB, bias, c, degreeOfParallelism);
         }
         finally
@@ -186,7 +191,7 @@ public static class Int8Gemm
                 else GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
             }
         }
-        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA);
+        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA, degreeOfParallelism);
     }
 
     private static void CheckPerColumn(ReadOnlySpan<float> values, int n, string name, bool allowEmpty)

@@ -16,8 +16,24 @@ internal static class Int8OutputStage
     /// A kernel that multiplied <c>Au - shiftA</c> (the ARM dot-product kernel, int8 x int8) is compensated per column.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public static void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b, int shiftA = 0)
+    public static unsafe void ApplyZeroPointsAndCorrections(Span<int> c, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA, PackedInt8Matrix b,
+        int shiftA = 0, int threads = 1)
     {
+        if (b.Correction is null && ParallelRanges.Parts(rows, b.Columns + depth, threads) > 1)
+        {
+            // Rows are independent (the sparse corrections, when present, work on the whole matrix and stay on one thread).
+            int n0 = b.Columns;
+            fixed (int* pc = c)
+            fixed (byte* pa = a)
+            {
+                nint cs = (nint)pc, source = (nint)pa;
+                ParallelRanges.For(rows, n0 + depth, threads, (start, end) => ApplyZeroPointsAndCorrections(
+                    new Span<int>((int*)cs + (long)start * n0, (end - start) * n0), new ReadOnlySpan<byte>((byte*)source + (long)start * depth, (end - start) * depth),
+                    end - start, depth, zeroPointA, signedA, b, shiftA, 1));
+            }
+            return;
+        }
+
         int n = b.Columns;
         int[] zb = b.StoredZeroPoints;
         if (b.Format == Int8PackFormat.Pairs16)
@@ -188,7 +204,7 @@ internal static class Int8OutputStage
 
     /// <summary>C = float(acc) x (scaleA x scaleB[n]) + bias[n].</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public static void ToFloat(ReadOnlySpan<int> accumulators, int rows, int n, float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, Span<float> c)
+    public static unsafe void ToFloat(ReadOnlySpan<int> accumulators, int rows, int n, float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, Span<float> c, int threads = 1)
     {
         var scales = new float[n];
         var offsets = new float[n];
@@ -197,7 +213,18 @@ internal static class Int8OutputStage
             scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
             offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
         }
-        for (int m = 0; m < rows; m++)
+        fixed (int* pa = accumulators)
+        fixed (float* pc = c)
+        {
+            nint source = (nint)pa, target = (nint)pc;
+            ParallelRanges.For(rows, n, threads, (start, end) =>
+                ToFloatRows(new ReadOnlySpan<int>((int*)source, rows * n), new Span<float>((float*)target, rows * n), start, end, n, scales, offsets));
+        }
+    }
+
+    private static void ToFloatRows(ReadOnlySpan<int> accumulators, Span<float> c, int start, int end, int n, float[] scales, float[] offsets)
+    {
+        for (int m = start; m < end; m++)
         {
             var acc = accumulators.Slice(m * n, n);
             var output = c.Slice(m * n, n);

@@ -66,6 +66,29 @@ public class Int8GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_dynamic_product_is_identical_for_every_thread_count(bool sevenBitWeights)
+    {
+        // Large enough that A's quantization, the zero-point stage and the float output stage all split over threads.
+        int m = 128, k = 384, n = 200;
+        var random = new Random(11);
+        float[] a = Enumerable.Range(0, m * k).Select(_ => (random.NextSingle() - 0.3f) * 4).ToArray();
+        sbyte[] w = Enumerable.Range(0, k * n).Select(_ => (sbyte)random.Next(sevenBitWeights ? -63 : -127, sevenBitWeights ? 64 : 128)).ToArray();
+        var b = PackedInt8Matrix.Pack(w, k, n, [0]);
+        float[] scales = Enumerable.Range(0, n).Select(_ => random.NextSingle() * 0.01f).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => random.NextSingle()).ToArray();
+        var one = new float[m * n];
+        Int8Gemm.MultiplyDynamic(a, m, b, scales, bias, one, 1);
+        foreach (int threads in new[] { 2, 3, 8 })
+        {
+            var many = new float[m * n];
+            Int8Gemm.MultiplyDynamic(a, m, b, scales, bias, many, threads);
+            Assert.Equal(one, many);
+        }
+    }
+
     [Fact]
     public void Float_output_stage_matches_float64_of_the_exact_product()
     {

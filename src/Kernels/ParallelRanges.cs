@@ -1,4 +1,4 @@
-namespace Quantize.Kernels.Runtime.Operators;
+namespace Quantize.Kernels;
 
 /// <summary>
 /// Splits a range of independent items (elements, rows, runs, batches) into contiguous shares over threads, for the
