@@ -62,6 +62,44 @@ public class FusionTests
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
     }
 
+    [Theory]
+    [InlineData("Div", new[] { 2, 1, 1, 7 })]
+    [InlineData("Mul", new[] { 1, 1, 1, 7 })]
+    [InlineData("Div", new[] { 2, 3, 5, 1 })] // one mask value per row
+    public void Scaled_masked_softmax_is_fused_and_matches_onnx_runtime(string scaleOp, int[] maskShape)
+    {
+        var random = new Random(5);
+        int[] shape = [2, 3, 5, 7];
+        float[] scores = Enumerable.Range(0, 2 * 3 * 5 * 7).Select(_ => (random.NextSingle() - 0.5f) * 20).ToArray();
+        float[] mask = Enumerable.Range(0, maskShape.Aggregate(1, (a, b) => a * b)).Select(_ => random.Next(3) == 0 ? -10000f : 0f).ToArray();
+        var graph = new GraphProto { Name = "g" };
+        graph.Input.Add(Value("S", shape.Select(d => (long)d).ToArray()));
+        graph.Input.Add(Value("M", maskShape.Select(d => (long)d).ToArray()));
+        graph.Output.Add(Value("Y", shape.Select(d => (long)d).ToArray()));
+        graph.Initializer.Add(Floats("c", [], [scaleOp == "Div" ? 8f : 0.125f]));
+        var scale = new NodeProto { OpType = scaleOp, Name = "scale", Input = { "S", "c" }, Output = { "scaled" } };
+        var add = new NodeProto { OpType = "Add", Name = "mask", Input = { "scaled", "M" }, Output = { "masked" } };
+        var softmax = new NodeProto { OpType = "Softmax", Name = "softmax", Input = { "masked" }, Output = { "Y" } };
+        softmax.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = -1 });
+        graph.Node.AddRange([scale, add, softmax]);
+        var proto = new ModelProto { IrVersion = 8, Graph = graph };
+        proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 11 });
+        byte[] model = proto.ToByteArray();
+
+        using var ours = ModelSession.Load(model, "attention.onnx", new SessionOptions { Threads = 2 });
+        Assert.Equal(["'softmax' (MaskedSoftmax)"], ours.PlannedNodes);
+        float[] mine = ours.Run(new Dictionary<string, Tensor> { ["S"] = Tensor.Create(scores, shape), ["M"] = Tensor.Create(mask, maskShape) })["Y"].ToArray<float>();
+
+        using var ort = new InferenceSession(model);
+        using var s = OrtValue.CreateTensorValueFromMemory(scores, shape.Select(d => (long)d).ToArray());
+        using var m = OrtValue.CreateTensorValueFromMemory(mask, maskShape.Select(d => (long)d).ToArray());
+        using var runOptions = new RunOptions();
+        using var outputs = ort.Run(runOptions, ["S", "M"], [s, m], ["Y"]);
+        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-6 + 1e-5 * Math.Abs(expected[i]), $"{i}: {mine[i]} vs {expected[i]}");
+    }
+
     /// <summary>Y = gelu(layernorm(X)) in elementary ops with Constant-node scalars, as PyTorch exports BERT (opset 14).</summary>
     private static ModelProto LayerNormGeluModel(int width, float[] gamma, float[] beta, float divisor, bool halfFirst)
     {

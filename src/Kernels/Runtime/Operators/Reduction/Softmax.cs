@@ -162,9 +162,12 @@ internal sealed class Softmax(bool log, long axis, bool coerceTo2D) : Operator
     /// accumulated in one vector then added up, the same order for a row wherever it runs, so results do not depend on threads.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void ExpNormalize(ReadOnlySpan<float> x, Span<float> d)
+    internal static void ExpNormalize(ReadOnlySpan<float> x, Span<float> d) => ExpNormalize(x, d, TensorPrimitives.Max(x));
+
+    /// <summary><see cref="ExpNormalize(ReadOnlySpan{float}, Span{float})"/> with the row's maximum already known.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void ExpNormalize(ReadOnlySpan<float> x, Span<float> d, float max)
     {
-        float max = TensorPrimitives.Max(x);
         int n = x.Length, i = 0;
         float sum = 0;
         if (Vector256.IsHardwareAccelerated && n >= Vector256<float>.Count)

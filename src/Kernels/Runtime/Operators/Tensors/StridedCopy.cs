@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Quantize.Kernels.Runtime.Operators;
 
 /// <summary>
@@ -25,9 +28,38 @@ internal static class StridedCopy
             dst[dstOffset] = src[srcOffset];
             return;
         }
-        dims = dims[..n];
-        ss = ss[..n];
-        ds = ds[..n];
+        Copy(src, srcOffset, dst, dstOffset, dims[..n], ss[..n], ds[..n]);
+    }
+
+    /// <summary>
+    /// <see cref="Run{T}(ReadOnlySpan{T}, int, ReadOnlySpan{int}, Span{T}, int, ReadOnlySpan{int}, ReadOnlySpan{int})"/> over whole tensors,
+    /// with the outermost (merged) axis split over <paramref name="threads"/>: every element is one move, wherever it is done.
+    /// </summary>
+    public static void Run<T>(Tensor src, int[] srcStrides, Tensor dst, int[] dstStrides, int[] shape, int threads)
+    {
+        int rank = shape.Length;
+        var dims = new int[Math.Max(rank, 1)];
+        var ss = new int[dims.Length];
+        var ds = new int[dims.Length];
+        int n = Collapse(srcStrides, dstStrides, shape, dims, ss, ds);
+        long inner = n <= 1 ? 0 : Tensor.CountElements(dims.AsSpan(1, n - 1));
+        if (n <= 1 || ParallelRanges.Parts(dims[0], inner, threads) <= 1)
+        {
+            Run<T>(Elements.Span<T>(src), 0, srcStrides, Elements.Span<T>(dst), 0, dstStrides, shape);
+            return;
+        }
+        ParallelRanges.For(dims[0], inner, threads, (start, end) =>
+        {
+            var share = dims[..n];
+            share[0] = end - start;
+            Copy<T>(Elements.Span<T>(src), start * ss[0], Elements.Span<T>(dst), start * ds[0], share, ss.AsSpan(0, n), ds.AsSpan(0, n));
+        });
+    }
+
+    /// <summary>The copy over already merged axes.</summary>
+    private static void Copy<T>(ReadOnlySpan<T> src, int srcOffset, Span<T> dst, int dstOffset, ReadOnlySpan<int> dims, ReadOnlySpan<int> ss, ReadOnlySpan<int> ds)
+    {
+        int n = dims.Length;
 
         // A transpose: the destination walks the last axis contiguously, the source walks another axis
         // contiguously. Element-by-element rows would read the source with a large stride; tiles read
@@ -111,10 +143,15 @@ internal static class StridedCopy
                 for (int c0 = 0; c0 < cols; c0 += Tile)
                 {
                     int c1 = Math.Min(c0 + Tile, cols);
+                    // Indices are linear in r and c, so the tile's four corners bound them: checked here, the moves skip the checks.
+                    _ = src[s + r0 + c0 * colSrc]; _ = src[s + r0 + (c1 - 1) * colSrc]; _ = src[s + (r1 - 1) + c0 * colSrc]; _ = src[s + (r1 - 1) + (c1 - 1) * colSrc];
+                    _ = dst[t + r0 * rowDst + c0]; _ = dst[t + r0 * rowDst + c1 - 1]; _ = dst[t + (r1 - 1) * rowDst + c0]; _ = dst[t + (r1 - 1) * rowDst + c1 - 1];
+                    ref T from = ref MemoryMarshal.GetReference(src);
+                    ref T to = ref MemoryMarshal.GetReference(dst);
                     for (int r = r0; r < r1; r++)
                     {
                         int sr = s + r, tr = t + r * rowDst;
-                        for (int c = c0; c < c1; c++) dst[tr + c] = src[sr + c * colSrc];
+                        for (int c = c0; c < c1; c++) Unsafe.Add(ref to, tr + c) = Unsafe.Add(ref from, sr + c * colSrc);
                     }
                 }
             }

@@ -48,13 +48,13 @@ internal sealed class Transpose(int[]? perm) : Operator
             return;
         }
         var output = call.Output(0, input.ElementType, shape);
-        var move = new Move(input, output, strides);
+        var move = new Move(input, output, strides, call.Context.DegreeOfParallelism);
         Elements.Dispatch(input, ref move);
     }
 
-    private readonly struct Move(Tensor input, Tensor output, int[] strides) : IElementMove
+    private readonly struct Move(Tensor input, Tensor output, int[] strides, int threads) : IElementMove
     {
         public void Run<T>() =>
-            StridedCopy.Run<T>(Elements.Span<T>(input), 0, strides, Elements.Span<T>(output), 0, Elements.Strides(output.Shape), output.Shape);
+            StridedCopy.Run<T>(input, strides, output, Elements.Strides(output.Shape), output.ShapeArray, threads);
     }
 }
