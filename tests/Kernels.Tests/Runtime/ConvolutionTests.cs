@@ -24,6 +24,9 @@ public class ConvolutionTests
         new("1-D", [2, 3, 17], [5, 3, 4], 1, [3], [2, 1], [2]),
         new("3-D", [1, 2, 5, 6, 7], [3, 2, 2, 3, 2], 1, [1, 2, 1], [1, 0, 1, 0, 1, 1], [2, 1, 1]),
         new("large enough for parallel chunks", [1, 32, 42, 40], [24, 32, 3, 3], 1, [1, 1], [0, 0, 0, 0], [1, 1]),
+        new("3x3 pad 1, rows longer and shorter than a panel", [1, 4, 6, 37], [5, 4, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1]),
+        new("3x3 stride 2 pad 1, wide rows", [1, 3, 9, 45], [6, 3, 3, 3], 1, [2, 2], [1, 1, 1, 1], [1, 1]),
+        new("5x5 stride 2 dilated, pads past the row", [1, 2, 11, 40], [3, 2, 5, 5], 1, [2, 2], [4, 3, 4, 5], [1, 2]),
     ];
 
     public static TheoryData<string> Cases() => new(All.Select(c => c.Name));
@@ -51,6 +54,28 @@ public class ConvolutionTests
                 if (first is null) first = actual;
                 else Assert.Equal(first, actual);
             }
+        }
+    }
+
+    [Fact]
+    public unsafe void The_vector_patch_segments_equal_their_scalar_twin()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // the twin is what runs then
+        var random = new Random(9);
+        for (int trial = 0; trial < 3000; trial++)
+        {
+            int width = random.Next(1, 60), stride = random.Next(1, 3), length = random.Next(1, 17), iw0 = random.Next(-6, width + 4);
+            float[] line = Enumerable.Range(0, width).Select(_ => random.NextSingle() + 1).ToArray();
+            var fast = new float[length + 8];
+            var twin = new float[length + 8];
+            Array.Fill(fast, float.NaN);
+            Array.Fill(twin, float.NaN);
+            fixed (float* l = line, f = fast, t = twin)
+            {
+                Quantize.Kernels.Runtime.Operators.ConvolutionPanels.SegmentAvx2(l, width, iw0, stride, f, length);
+                Quantize.Kernels.Runtime.Operators.ConvolutionPanels.Segment(l, width, iw0, stride, t, length);
+            }
+            Assert.Equal(twin, fast); // including the NaNs past the segment: nothing written beyond it
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Quantize.Kernels.Runtime.Operators;
 
@@ -91,11 +92,12 @@ internal static class ConvolutionPanels
                                     Vector256.Store(Vector256.Load(line + iw0 + 8), target + 8);
                                     continue;
                                 }
-                                for (int j = 0; j < length; j++)
+                                if (Avx2.IsSupported && sw <= 2)
                                 {
-                                    int iw = iw0 + j * sw;
-                                    target[j] = (uint)iw < (uint)inW ? line[iw] : 0f;
+                                    SegmentAvx2(line, inW, iw0, sw, target, length);
+                                    continue;
                                 }
+                                Segment(line, inW, iw0, sw, target, length);
                             }
                         }
                     }
@@ -107,6 +109,62 @@ internal static class ConvolutionPanels
             }
         }
     }
+
+    /// <summary>One segment of a panel row: <c>target[j] = line[iw0 + j * stride]</c>, 0 outside <c>[0, width)</c>. The scalar twin.</summary>
+    internal static unsafe void Segment(float* line, int width, int iw0, int stride, float* target, int length)
+    {
+        for (int j = 0; j < length; j++)
+        {
+            int iw = iw0 + j * stride;
+            target[j] = (uint)iw < (uint)width ? line[iw] : 0f;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Segment"/> for strides 1 and 2 with vectors: the zeros of the padding, then the in-bounds run eight at a
+    /// time (stride 2 deinterleaves sixteen inputs), the last few through masked loads and stores, which touch nothing
+    /// outside the run. Segments are short on small feature maps (a 7 x 7 map gives runs of 7), where a scalar loop
+    /// cost a third of the convolution.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void SegmentAvx2(float* line, int width, int iw0, int stride, float* target, int length)
+    {
+        int j = 0;
+        // Leading taps in the padding.
+        for (; j < length && iw0 + j * stride < 0; j++) target[j] = 0f;
+        // In bounds while iw0 + j * stride < width.
+        int end = width - iw0 <= 0 ? j : Math.Min(length, (width - iw0 + stride - 1) / stride);
+        if (stride == 1)
+        {
+            for (; j + 8 <= end; j += 8) Vector256.Store(Vector256.Load(line + iw0 + j), target + j);
+            if (j < end)
+            {
+                var mask = Tail(end - j);
+                Avx.MaskStore(target + j, mask, Avx.MaskLoad(line + iw0 + j, mask));
+                j = end;
+            }
+        }
+        else
+        {
+            var evens = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+            // Sixteen inputs per eight outputs: the last input read is iw0 + 2j + 15, so stop while it is in bounds.
+            for (; j + 8 <= end && iw0 + 2 * j + 16 <= width; j += 8)
+            {
+                var low = Avx2.PermuteVar8x32(Vector256.Load(line + iw0 + 2 * j), evens);
+                var high = Avx2.PermuteVar8x32(Vector256.Load(line + iw0 + 2 * j + 8), evens);
+                Vector256.Store(Vector256.Create(low.GetLower(), high.GetLower()), target + j);
+            }
+            for (; j < end; j++) target[j] = line[iw0 + 2 * j];
+        }
+        // Trailing taps in the padding.
+        for (; j < length; j++) target[j] = 0f;
+    }
+
+    // Eight lanes of -1 then eight of 0: the mask of the first n lanes starts at 8 - n.
+    private static ReadOnlySpan<int> TailMasks => [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    private static Vector256<float> Tail(int count) =>
+        Vector256.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(TailMasks), (nuint)(8 - count)).AsSingle();
 
     /// <summary>Pixel chunks for one image: a multiple of the panel width, bounded in memory, and at least one per thread when worth it.</summary>
     public static (int Chunks, int PixelsPerChunk) Chunking(int pixels, int depth, int threads)
