@@ -37,6 +37,9 @@ public class GemmBenchmarks
     [Benchmark(Description = "int8 dynamic f32->f32 (ours)")]
     public void Int8Dynamic() => _operands.Int8Dynamic();
 
+    [Benchmark(Description = "int8 dynamic, 7-bit weights (ours)")]
+    public void Int8DynamicSevenBit() => _operands.Int8DynamicSevenBit();
+
     [Benchmark(Description = "fp32 MatMul (ORT)")]
     public void OrtFp32() => _operands.OrtFp32();
 
@@ -69,6 +72,9 @@ public class GemvBenchmarks
     [Benchmark(Description = "int8 u8s8->s32 (ours)")]
     public void Int8() => _operands.Int8();
 
+    [Benchmark(Description = "int8 dynamic, 7-bit weights (ours)")]
+    public void Int8DynamicSevenBit() => _operands.Int8DynamicSevenBit();
+
     [Benchmark(Description = "int4 block32 f32 (ours)")]
     public void Int4() => _operands.Int4();
 
@@ -94,6 +100,7 @@ internal sealed class GemmOperands : IDisposable
     private readonly float[] _scaleB;
     private readonly PackedFloatMatrix _b;
     private readonly PackedInt8Matrix _b8;
+    private readonly PackedInt8Matrix _b7;
     private readonly PackedInt4Matrix? _b4;
     private readonly InferenceSession _ortFp32;
     private readonly InferenceSession _ortInt8;
@@ -111,9 +118,12 @@ internal sealed class GemmOperands : IDisposable
         random.NextBytes(_a8);
         // Weights as a quantizer makes them: bell-shaped floats, int8 symmetric per column (-127..127).
         float[] b = Enumerable.Range(0, k * n).Select(_ => Gaussian(random)).ToArray();
-        sbyte[] b8 = QuantizePerColumn(b, k, n);
+        sbyte[] b8 = QuantizePerColumn(b, k, n, 127);
         _b = PackedFloatMatrix.Pack(b, k, n);
         _b8 = PackedInt8Matrix.Pack(b8, k, n, [0]);
+        // The same weights as our quantizer's dynamic mode writes them by default (7 bits, ORT's reduce_range): no pair
+        // of them can saturate vpmaddubsw, so they take the byte-quad layout.
+        _b7 = PackedInt8Matrix.Pack(QuantizePerColumn(b, k, n, 63), k, n, [0]);
         _scaleB = Enumerable.Range(0, n).Select(_ => 0.01f).ToArray();
         if (withInt4)
         {
@@ -141,14 +151,14 @@ internal sealed class GemmOperands : IDisposable
     private static float Gaussian(Random random) =>
         (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
 
-    private static sbyte[] QuantizePerColumn(float[] b, int k, int n)
+    private static sbyte[] QuantizePerColumn(float[] b, int k, int n, int limit)
     {
         var q = new sbyte[k * n];
         for (int j = 0; j < n; j++)
         {
             float max = 0;
             for (int i = 0; i < k; i++) max = Math.Max(max, Math.Abs(b[i * n + j]));
-            for (int i = 0; i < k; i++) q[i * n + j] = (sbyte)Math.Round(b[i * n + j] / max * 127);
+            for (int i = 0; i < k; i++) q[i * n + j] = (sbyte)Math.Round(b[i * n + j] / max * limit);
         }
         return q;
     }
@@ -156,6 +166,8 @@ internal sealed class GemmOperands : IDisposable
     public void Int8() => Int8Gemm.Multiply(_a8, _shape.M, 128, _b8, _c32, _threads);
 
     public void Int8Dynamic() => Int8Gemm.MultiplyDynamic(_a, _shape.M, _b8, _scaleB, default, _c, _threads);
+
+    public void Int8DynamicSevenBit() => Int8Gemm.MultiplyDynamic(_a, _shape.M, _b7, _scaleB, default, _c, _threads);
 
     public void Int4() => Int4Gemm.Multiply(_a, _shape.M, _b4!, _c, default, _threads);
 

@@ -79,23 +79,34 @@ public class ConvolutionTests
         }
     }
 
-    [Fact]
-    public void Float_max_pool_matches_the_generic_path_with_nan()
+    [Theory]
+    [InlineData(11, 9, 2, 3, 2, 1, 1, 2, 1, 0)]  // narrow rows: the scalar path
+    [InlineData(9, 40, 3, 3, 2, 2, 1, 1, 1, 1)]  // ResNet's 3x3 stride 2 pad 1 on wide rows: eight outputs at a time
+    [InlineData(6, 37, 2, 3, 1, 1, 1, 2, 0, 1)]  // stride 1, dilated
+    public void Float_max_pool_matches_the_generic_path_with_nan(int height, int width, int kh, int kw, int sh, int sw, int dh, int dw, int padTop, int padLeft)
     {
         var random = new Random(3);
-        int[] shape = [2, 3, 11, 9];
+        int[] shape = [2, 3, height, width];
         float[] x = Random(random, shape);
         for (int i = 0; i < x.Length; i += 7) x[i] = float.NaN;
-        foreach (int i in new[] { 1, 3, 10, 12 }) x[i] = float.NaN; // the whole first window (rows 0-1, columns 1 and 3)
+        foreach (int i in new[] { 1, 3, 10, 12 }) x[i] = float.NaN;
+        // The window of output (2, 9) all NaN, in the middle of a row (the vector path's region when rows are wide).
+        int h0 = 2 * sh - padTop, w0 = 9 * sw - padLeft;
+        bool inside = h0 >= 0 && h0 + (kh - 1) * dh < height && w0 >= 0 && w0 + (kw - 1) * dw < width;
+        for (int r = 0; r < kh && inside; r++)
+        {
+            for (int c = 0; c < kw; c++) x[(h0 + r * dh) * width + w0 + c * dw] = float.NaN;
+        }
         var attributes = new[]
         {
-            Ints("kernel_shape", 2, 3), Ints("strides", 2, 1), Ints("pads", 0, 1, 1, 0), Ints("dilations", 1, 2),
+            Ints("kernel_shape", kh, kw), Ints("strides", sh, sw), Ints("pads", padTop, padLeft, 1, 0), Ints("dilations", dh, dw),
             new AttributeProto { Name = "ceil_mode", Type = AttributeProto.Types.AttributeType.Int, I = 1 },
         };
         var fast = Run(Model("MaxPool", attributes, ["x"], [], ["y"]), new() { ["x"] = Tensor.Create(x, shape) }, 1)["y"].ToArray<float>();
         var generic = Run(Model("MaxPool", attributes, ["x"], [], ["y", "i"]), new() { ["x"] = Tensor.Create(x, shape) }, 1)["y"].ToArray<float>();
         Assert.Equal(generic, fast);
-        Assert.True(float.IsNaN(fast[0]));
+        int outW = (int)Math.Ceiling((width + padLeft - ((kw - 1) * dw + 1)) / (double)sw) + 1;
+        if (inside) Assert.True(float.IsNaN(fast[2 * outW + 9]), "the all-NaN window gives NaN");
     }
 
     private static Tensor RunConv(ConvCase c, float[] x, float[] w, float[] b, bool constantWeights, int threads)

@@ -75,6 +75,31 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
                 for (int ow = 0; ow < outW; ow++, o++)
                 {
                     int fw = firstW[ow], ew = endW[ow], w0 = ow * sw - pw;
+                    if (Avx2.IsSupported && sw <= 2 && ow + 8 <= outW && fw == 0 && endW[ow + 7] == ew
+                        && w0 + (ew - 1) * dw + 7 * sw + (sw - 1) < inW)
+                    {
+                        // Eight outputs whose windows are whole along the row (and whose 16-float stride-2 loads stay in it).
+                        var best8 = Vector256.Create(float.NegativeInfinity);
+                        for (int kd = fd; kd < ed; kd++)
+                        {
+                            int id = d0 + kd * dd;
+                            for (int kh = fh; kh < eh; kh++)
+                            {
+                                int row = (id * inH + h0 + kh * dh) * inW + w0;
+                                for (int kw = 0; kw < ew; kw++)
+                                    best8 = Avx.Max(Taps(source, row + kw * dw, sw), best8); // maxps keeps best8 where the tap is NaN, as maxss does
+                            }
+                        }
+                        for (int j = 0; j < 8; j++)
+                        {
+                            float value = best8.GetElement(j);
+                            if (float.IsNegativeInfinity(value) && AllNaN(source, inH, inW, d0, h0, w0 + j * sw, fd, ed, fh, eh, 0, ew, dd, dh, dw)) value = float.NaN;
+                            y[o + j] = value;
+                        }
+                        ow += 7;
+                        o += 7;
+                        continue;
+                    }
                     var best = Vector128.CreateScalarUnsafe(float.NegativeInfinity);
                     for (int kd = fd; kd < ed; kd++)
                     {
@@ -92,6 +117,17 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
                 }
             }
         }
+    }
+
+    /// <summary>Eight taps <c>source[start + j * stride]</c>, stride 1 or 2 (two loads, even lanes gathered).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Taps(ReadOnlySpan<float> source, int start, int stride)
+    {
+        if (stride == 1) return Vector256.Create(source.Slice(start, 8));
+        var evens = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
+        var low = Avx2.PermuteVar8x32(Vector256.Create(source.Slice(start, 8)), evens);
+        var high = Avx2.PermuteVar8x32(Vector256.Create(source.Slice(start + 8, 8)), evens);
+        return Vector256.Create(low.GetLower(), high.GetLower());
     }
 
     private static bool AllNaN(ReadOnlySpan<float> source, int inH, int inW, int d0, int h0, int w0, int fd, int ed, int fh, int eh, int fw, int ew, int dd, int dh, int dw)
