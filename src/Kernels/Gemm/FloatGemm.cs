@@ -262,6 +262,12 @@ internal readonly unsafe struct FloatKernelAvx2 : IGemmKernel<float, float, floa
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Multiply(float* a, float* b, int kc, float* c, int ldc, bool accumulate, int rows, int columns)
     {
+        if (columns <= 8)
+        {
+            // A panel's last few columns (a 7 x 7 map has 49 pixels: 3 panels and 1 column): half the multiply-adds.
+            MultiplyHalf(a, b, kc, c, ldc, accumulate, rows, columns);
+            return;
+        }
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int k = 0; k < kc; k++)
@@ -312,6 +318,33 @@ internal readonly unsafe struct FloatKernelAvx2 : IGemmKernel<float, float, floa
         {
             for (int j = 0; j < columns; j++)
                 c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * 16 + j] : tile[r * 16 + j];
+        }
+    }
+
+    /// <summary>The 6 x 8 left half of the tile: the same multiply-adds, in the same order, as the full kernel's first eight columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyHalf(float* a, float* b, int kc, float* c, int ldc, bool accumulate, int rows, int columns)
+    {
+        Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Avx.LoadVector256(b);
+            c0 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a), b0, c0);
+            c1 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + 1), b0, c1);
+            c2 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + 2), b0, c2);
+            c3 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + 3), b0, c3);
+            c4 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + 4), b0, c4);
+            c5 = Fma.MultiplyAdd(Avx.BroadcastScalarToVector256(a + 5), b0, c5);
+            a += 6;
+            b += 16;
+        }
+        float* tile = stackalloc float[6 * 8];
+        Avx.Store(tile, c0); Avx.Store(tile + 8, c1); Avx.Store(tile + 16, c2);
+        Avx.Store(tile + 24, c3); Avx.Store(tile + 32, c4); Avx.Store(tile + 40, c5);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < columns; j++)
+                c[r * ldc + j] = accumulate ? c[r * ldc + j] + tile[r * 8 + j] : tile[r * 8 + j];
         }
     }
 
