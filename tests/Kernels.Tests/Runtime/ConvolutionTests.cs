@@ -58,6 +58,49 @@ public class ConvolutionTests
     }
 
     [Fact]
+    public unsafe void The_bordered_patch_packer_writes_the_bytes_of_the_general_one()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // only the general packer runs then
+        var random = new Random(12);
+        for (int trial = 0; trial < 400; trial++)
+        {
+            var g = Quantize.Kernels.Runtime.Operators.WindowGeometry.Identity(2);
+            int channels = random.Next(1, 4);
+            g.Input[1] = random.Next(1, 20);
+            g.Input[2] = random.Next(1, 40);
+            g.Kernel[1] = random.Next(1, 4);
+            g.Kernel[2] = random.Next(1, 6);
+            g.Stride[1] = random.Next(1, 3);
+            g.Stride[2] = random.Next(1, 3);
+            g.Dilation[1] = random.Next(1, 3);
+            g.Dilation[2] = random.Next(1, 3);
+            for (int a = 1; a < 3; a++)
+            {
+                g.PadBegin[a] = random.Next(0, 3);
+                g.PadEnd[a] = random.Next(0, 3);
+                g.Output[a] = (g.Input[a] + g.PadBegin[a] + g.PadEnd[a] - ((g.Kernel[a] - 1) * g.Dilation[a] + 1)) / g.Stride[a] + 1;
+            }
+            if (g.Output[1] < 1 || g.Output[2] < 1) continue;
+            int pixels = g.Output[1] * g.Output[2];
+            int first = random.Next(0, pixels), count = random.Next(1, pixels - first + 1);
+            bool ones = random.Next(2) == 0;
+            int depth = channels * g.Kernel[1] * g.Kernel[2] + (ones ? 1 : 0);
+            int length = (count + 15) / 16 * 16 * depth;
+            float[] image = Enumerable.Range(0, channels * g.Input[1] * g.Input[2]).Select(_ => random.NextSingle() + 1).ToArray();
+            var fast = Enumerable.Repeat(float.NaN, length + 16).ToArray();
+            var general = Enumerable.Repeat(float.NaN, length + 16).ToArray();
+            Assert.True(Quantize.Kernels.Runtime.Operators.ConvolutionPanelsPadded.Supports(g));
+            fixed (float* x = image, f = fast, r = general)
+            {
+                Quantize.Kernels.Runtime.Operators.ConvolutionPanelsPadded.Pack(g, x, channels, first, count, f, ones);
+                Quantize.Kernels.Runtime.Operators.ConvolutionPanels.Pack(g, x, channels, first, count, r, ones);
+            }
+            for (int i = 0; i < general.Length; i++)
+                Assert.True(general[i].Equals(fast[i]), $"at {i}: {fast[i]} vs {general[i]}; in {g.Input[1]}x{g.Input[2]} k {g.Kernel[1]}x{g.Kernel[2]} s {g.Stride[1]},{g.Stride[2]} d {g.Dilation[1]},{g.Dilation[2]} pads {g.PadBegin[1]},{g.PadBegin[2]},{g.PadEnd[1]},{g.PadEnd[2]} c {channels} first {first} count {count} ones {ones}");
+        }
+    }
+
+    [Fact]
     public unsafe void The_vector_patch_segments_equal_their_scalar_twin()
     {
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // the twin is what runs then

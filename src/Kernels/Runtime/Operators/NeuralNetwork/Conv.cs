@@ -126,7 +126,10 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                 try
                 {
                     fixed (float* source = &x[image], target = buffer)
-                        ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
+                    {
+                        if (ConvolutionPanelsPadded.Supports(g)) ConvolutionPanelsPadded.Pack(g, source, channels, first, count, target, bias);
+                        else ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
+                    }
                     FloatGemm.Multiply(weights, PackedFloatMatrix.FromPanels(buffer, depth, count), y.AsSpan(output + first), pixels, gemmThreads);
                 }
                 finally
