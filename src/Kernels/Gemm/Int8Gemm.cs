@@ -53,8 +53,12 @@ public static class Int8Gemm
         try
         {
             var accumulators = raw.AsSpan(0, rows * n);
-            MultiplyInt32(a, rows, zeroPointA, signedA: false, b, accumulators, degreeOfParallelism);
-            Int8OutputStage.ToFloat(accumulators, rows, n, scaleA, scaleB, bias, c, degreeOfParallelism);
+            // Without sparse corrections (and off the ARM dot-product kernel, which shifts A), the zero points are applied in
+            // the float pass itself: the same integer additions, one pass over C instead of two.
+            bool together = b.Correction is null && !Int8QuadKernelArmDot.IsSupported;
+            MultiplyInt32(a, rows, zeroPointA, signedA: false, b, accumulators, degreeOfParallelism, zeroPoints: !together);
+            if (together) Int8OutputStage.ToFloatWithZeroPoints(accumulators, a, rows, b.Depth, zeroPointA, b, scaleA, scaleB, bias, c, degreeOfParallelism);
+            else Int8OutputStage.ToFloat(accumulators, rows, n, scaleA, scaleB, bias, c, degreeOfParallelism);
         }
         finally
         {
@@ -138,7 +142,7 @@ public static class Int8Gemm
 
     /// <summary>The int32 stage; <paramref name="kernel"/> forces a scalar twin (for tests).</summary>
     internal static unsafe void MultiplyInt32(ReadOnlySpan<byte> a, int rows, int zeroPointA, bool signedA, PackedInt8Matrix b, Span<int> c,
-        int degreeOfParallelism, Int8KernelChoice kernel = Int8KernelChoice.Native)
+        int degreeOfParallelism, Int8KernelChoice kernel = Int8KernelChoice.Native, bool zeroPoints = true)
     {
         int k = b.Depth, n = b.Columns;
         if (a.Length < (long)rows * k) throw new ArgumentException($"A needs {(long)rows * k} values, not {a.Length}.", nameof(a));
@@ -191,7 +195,7 @@ public static class Int8Gemm
                 else GemmDriver<Int8KernelPortable<ZeroExtend>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
             }
         }
-        Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA, degreeOfParallelism);
+        if (zeroPoints) Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA, degreeOfParallelism);
     }
 
     private static void CheckPerColumn(ReadOnlySpan<float> values, int n, string name, bool allowEmpty)

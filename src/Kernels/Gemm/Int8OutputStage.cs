@@ -222,6 +222,75 @@ internal static class Int8OutputStage
         }
     }
 
+    /// <summary>
+    /// <see cref="ApplyZeroPointsAndCorrections"/> (for uint8 A, no sparse corrections, unshifted kernels) and
+    /// <see cref="ToFloat"/> in one pass: per element the same wrapping integer additions, then the same float multiply-add.
+    /// </summary>
+    public static unsafe void ToFloatWithZeroPoints(ReadOnlySpan<int> accumulators, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, PackedInt8Matrix b,
+        float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, Span<float> c, int threads)
+    {
+        if (b.Correction is not null) throw new ArgumentException("Weights with sparse corrections take the two-pass stages.", nameof(b));
+        int n = b.Columns;
+        int[] zb = b.StoredZeroPoints;
+        bool anyZb = false;
+        foreach (int zp in zb) anyZb |= zp != 0;
+        // Per column an integer constant, per row a factor times zB[n]: Quads add K zA zB - zA sum B and take zB x sum A;
+        // Pairs16 take zB x (sum A - K zA).
+        var constant = new int[n];
+        bool quads = b.Format != Int8PackFormat.Pairs16;
+        if (quads)
+        {
+            int[] columnSums = b.StoredColumnSums;
+            for (int j = 0; j < n; j++) constant[j] = depth * zeroPointA * zb[j] - zeroPointA * columnSums[j];
+        }
+        var scales = new float[n];
+        var offsets = new float[n];
+        for (int j = 0; j < n; j++)
+        {
+            scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
+            offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
+        }
+        fixed (int* pacc = accumulators)
+        fixed (byte* pa = a)
+        fixed (float* pc = c)
+        {
+            nint source = (nint)pacc, activations = (nint)pa, target = (nint)pc;
+            ParallelRanges.For(rows, n + depth, threads, (start, end) =>
+            {
+                for (int m = start; m < end; m++)
+                {
+                    int factor = 0;
+                    if (anyZb)
+                    {
+                        int rowSum = RowSum(new ReadOnlySpan<byte>((byte*)activations + (long)m * depth, depth), signed: false);
+                        factor = quads ? -rowSum : -(rowSum - zeroPointA * depth);
+                    }
+                    ToFloatRow(new ReadOnlySpan<int>((int*)source + (long)m * n, n), constant, zb, factor, scales, offsets, new Span<float>((float*)target + (long)m * n, n));
+                }
+            });
+        }
+    }
+
+    /// <summary>One row: <c>c[j] = (float)(acc[j] + constant[j] + zb[j] x factor) x scales[j] + offsets[j]</c>.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void ToFloatRow(ReadOnlySpan<int> acc, int[] constant, int[] zb, int factor, float[] scales, float[] offsets, Span<float> c)
+    {
+        int n = acc.Length, j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var f = Vector256.Create(factor);
+            ref int accRef = ref MemoryMarshal.GetReference(acc);
+            ref float outRef = ref MemoryMarshal.GetReference(c);
+            for (; j + 8 <= n; j += 8)
+            {
+                var sum = Vector256.LoadUnsafe(ref accRef, (nuint)j) + Vector256.LoadUnsafe(ref constant[0], (nuint)j) + Vector256.LoadUnsafe(ref zb[0], (nuint)j) * f;
+                var value = Vector256.ConvertToSingle(sum) * Vector256.LoadUnsafe(ref scales[0], (nuint)j) + Vector256.LoadUnsafe(ref offsets[0], (nuint)j);
+                value.StoreUnsafe(ref outRef, (nuint)j);
+            }
+        }
+        for (; j < n; j++) c[j] = (acc[j] + constant[j] + zb[j] * factor) * scales[j] + offsets[j];
+    }
+
     private static void ToFloatRows(ReadOnlySpan<int> accumulators, Span<float> c, int start, int end, int n, float[] scales, float[] offsets)
     {
         for (int m = start; m < end; m++)

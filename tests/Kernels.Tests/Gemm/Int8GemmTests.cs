@@ -89,6 +89,32 @@ public class Int8GemmTests
         }
     }
 
+    [Theory]
+    [InlineData(63, 0)]    // 7-bit symmetric weights: quads, no zero point
+    [InlineData(100, 128)] // uint8 weights around their zero point: quads with zB
+    [InlineData(255, 3)]   // full-range uint8: 16-bit pairs with zB
+    public void The_one_pass_float_stage_equals_the_two_passes(int spread, int zeroPoint)
+    {
+        int m = 37, k = 300, n = 45;
+        var random = new Random(spread + zeroPoint);
+        byte[] a = RandomBytes(random, m * k);
+        byte[] w = Enumerable.Range(0, k * n).Select(_ => (byte)Math.Clamp(zeroPoint + random.Next(-spread / 2, spread / 2 + 1), 0, 255)).ToArray();
+        var b = PackedInt8Matrix.Pack(w, k, n, [zeroPoint]);
+        float[] scales = Enumerable.Range(0, n).Select(_ => random.NextSingle() * 0.01f).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => random.NextSingle()).ToArray();
+        var exact = new int[m * n];
+        Int8Gemm.Multiply(a, m, 17, b, exact);
+        var expected = new float[m * n];
+        Int8OutputStage.ToFloat(exact, m, n, 0.02f, scales, bias, expected);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var actual = new float[m * n];
+            Int8Gemm.MultiplyToFloat(a, m, 17, 0.02f, b, scales, bias, actual, threads);
+            Assert.Equal(expected, actual);
+        }
+        Assert.Equal(zeroPoint == 3 ? Int8PackFormat.Pairs16 : Int8PackFormat.Quads, b.Format);
+    }
+
     [Fact]
     public void Float_output_stage_matches_float64_of_the_exact_product()
     {
