@@ -122,15 +122,17 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
             {
                 int first = chunk * perChunk, count = Math.Min(perChunk, pixels - first);
                 int panels = (count + ConvolutionPanels.PanelWidth - 1) / ConvolutionPanels.PanelWidth;
-                float[] buffer = ArrayPool<float>.Shared.Rent(panels * depth * ConvolutionPanels.PanelWidth);
+                // Sixteen floats of slack so the panels can start on a cache line (see PackedFloatMatrix.Allocate).
+                float[] buffer = ArrayPool<float>.Shared.Rent(panels * depth * ConvolutionPanels.PanelWidth + 16);
                 try
                 {
-                    fixed (float* source = &x[image], target = buffer)
+                    fixed (float* source = &x[image], start = buffer)
                     {
+                        float* target = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
                         if (ConvolutionPanelsPadded.Supports(g)) ConvolutionPanelsPadded.Pack(g, source, channels, first, count, target, bias);
                         else ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
+                        FloatGemm.Multiply(weights, target, depth, count, y.AsSpan(output + first), pixels, gemmThreads);
                     }
-                    FloatGemm.Multiply(weights, PackedFloatMatrix.FromPanels(buffer, depth, count), y.AsSpan(output + first), pixels, gemmThreads);
                 }
                 finally
                 {
