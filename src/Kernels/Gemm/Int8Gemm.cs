@@ -153,9 +153,10 @@ public static class Int8Gemm
             return;
         }
         int shiftA = 0;
-        fixed (byte* pa = a, pb = b.Data)
+        fixed (byte* pa = a, data = b.Data)
         fixed (int* pc = c)
         {
+            byte* pb = data + b.Offset;
             var view = new GemmA(pa, rows, k, zeroPointA, signedA);
             bool native = kernel == Int8KernelChoice.Native;
             if (b.Format == Int8PackFormat.Quads)
