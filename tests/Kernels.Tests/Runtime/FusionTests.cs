@@ -100,6 +100,44 @@ public class FusionTests
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-6 + 1e-5 * Math.Abs(expected[i]), $"{i}: {mine[i]} vs {expected[i]}");
     }
 
+    [Theory]
+    [InlineData(new[] { 1, 3, 9, 11 }, new[] { 8, 3, 3, 3 }, 1)]  // patches by pixels (the constant-weight path)
+    [InlineData(new[] { 1, 4, 7, 7 }, new[] { 4, 1, 3, 3 }, 4)]   // depthwise
+    [InlineData(new[] { 1, 4, 7, 7 }, new[] { 6, 2, 3, 3 }, 2)]   // grouped: the lowered path
+    public void Conv_then_relu_is_fused_and_matches_onnx_runtime(int[] inputShape, int[] weightShape, int group)
+    {
+        var random = new Random(6);
+        float[] x = Enumerable.Range(0, inputShape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        float[] w = Enumerable.Range(0, weightShape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        float[] b = Enumerable.Range(0, weightShape[0]).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var graph = new GraphProto { Name = "g" };
+        graph.Input.Add(Value("X", inputShape.Select(d => (long)d).ToArray()));
+        graph.Output.Add(new ValueInfoProto { Name = "Y", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        graph.Initializer.Add(Floats("W", weightShape.Select(d => (long)d).ToArray(), w));
+        graph.Initializer.Add(Floats("B", [weightShape[0]], b));
+        var conv = new NodeProto { OpType = "Conv", Name = "conv", Input = { "X", "W", "B" }, Output = { "c" } };
+        conv.Attribute.Add(new AttributeProto { Name = "pads", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 1, 1, 1 } });
+        conv.Attribute.Add(new AttributeProto { Name = "group", Type = AttributeProto.Types.AttributeType.Int, I = group });
+        graph.Node.AddRange([conv, new NodeProto { OpType = "Relu", Name = "relu", Input = { "c" }, Output = { "Y" } }]);
+        var proto = new ModelProto { IrVersion = 8, Graph = graph };
+        proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        byte[] model = proto.ToByteArray();
+
+        using var ours = ModelSession.Load(model, "conv_relu.onnx", new SessionOptions { Threads = 2 });
+        Assert.Equal(["'conv' (Conv)"], ours.PlannedNodes);
+        float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, inputShape) })["Y"].ToArray<float>();
+
+        using var ort = new InferenceSession(model);
+        using var input = OrtValue.CreateTensorValueFromMemory(x, inputShape.Select(d => (long)d).ToArray());
+        using var runOptions = new RunOptions();
+        using var outputs = ort.Run(runOptions, ["X"], [input], ["Y"]);
+        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        Assert.Equal(expected.Length, mine.Length);
+        Assert.Contains(mine, v => v == 0f); // the Relu did act
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
+    }
+
     /// <summary>Y = gelu(layernorm(X)) in elementary ops with Constant-node scalars, as PyTorch exports BERT (opset 14).</summary>
     private static ModelProto LayerNormGeluModel(int width, float[] gamma, float[] beta, float divisor, bool halfFirst)
     {

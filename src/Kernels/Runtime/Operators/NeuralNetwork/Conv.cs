@@ -11,9 +11,20 @@ namespace Quantize.Kernels.Runtime.Operators;
 /// weights are packed once at load. Depthwise convolutions (one input channel per group) run directly.
 /// </summary>
 [OnnxOperator("Conv", 1)]
+[OnnxOperator("Conv", 1, Planning.PlanBuilder.FusedDomain)]
 internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix[]? packedWeights, float[]? constantBias, PackedFloatRows? weightRows, int[]? takenWeightShape = null) : Operator
 {
+    /// <summary>Relu applied to the output as it is written (<see cref="Planning.ConvReluFusion"/>): <c>activation = "Relu"</c> on the fused node.</summary>
+    private bool _relu;
+
     public static Operator Create(OperatorBuildContext context)
+    {
+        var conv = Build(context);
+        conv._relu = context.String("activation", "") == "Relu";
+        return conv;
+    }
+
+    private static Conv Build(OperatorBuildContext context)
     {
         var window = WindowAttributes.Read(context);
         long group = context.Int("group", 1);
@@ -94,23 +105,25 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         if (IsDepthwise(group, channelsPerGroup))
         {
             Depthwise(g, xs, (float[])weights!.Buffer.Data, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
+            if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(y.AsSpan<float>(), 0f, y.AsSpan<float>());
             return;
         }
         if (weightRows is not null)
         {
-            ByPixels(g, xs, weightRows, ys, batch, channels, outputs, constantBias is not null, call.Context.DegreeOfParallelism);
+            ByPixels(g, xs, weightRows, ys, batch, channels, outputs, constantBias is not null, _relu, call.Context.DegreeOfParallelism);
             return;
         }
         var packed = packedWeights ?? Enumerable.Range(0, group)
             .Select(i => ConvolutionLowering.PackConvWeights(weights!.AsSpan<float>(), i, outputs / group, channelsPerGroup, g.KernelSize)).ToArray();
         Lowered(g, xs, packed, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
+        if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(y.AsSpan<float>(), 0f, y.AsSpan<float>());
     }
 
     /// <summary>
     /// Output channels x pixels on the packed weights (<see cref="ConvolutionPanels"/>): per image, pixel chunks of the
     /// patch matrix are written as B panels and multiplied into the NCHW output; chunks run on separate threads.
     /// </summary>
-    private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, int threads)
+    private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, bool relu, int threads)
     {
         int pixels = g.OutputSize, depth = weights.Depth;
         var (chunks, perChunk) = ConvolutionPanels.Chunking(pixels, depth, threads);
@@ -132,6 +145,15 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                         if (ConvolutionPanelsPadded.Supports(g)) ConvolutionPanelsPadded.Pack(g, source, channels, first, count, target, bias);
                         else ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
                         FloatGemm.Multiply(weights, target, depth, count, y.AsSpan(output + first), pixels, gemmThreads);
+                    }
+                    if (relu)
+                    {
+                        // While the chunk's rows are still in cache; the same max(x, 0) as the Relu operator.
+                        for (int m = 0; m < outputs; m++)
+                        {
+                            var row = y.AsSpan(output + m * pixels + first, count);
+                            System.Numerics.Tensors.TensorPrimitives.Max(row, 0f, row);
+                        }
                     }
                 }
                 finally
