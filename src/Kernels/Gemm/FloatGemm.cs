@@ -34,8 +34,7 @@ public sealed class PackedFloatMatrix
     /// <summary>
     /// Zeroed storage for <paramref name="length"/> floats. Large matrices (weights packed at load) go on the pinned heap
     /// with their start on a cache line: a panel row is two 32-byte loads, and when it straddles a line every step of the
-    /// micro-kernel pays a split load (a 512 x 4609 x 49 convolution ran at 50 instead of 85 GFLOP/s). Small ones (packed per
-    /// run, attention's operands) stay on the ordinary heap, unaligned.
+    /// micro-kernel pays a split load. Small ones (packed per run, attention's operands) stay on the ordinary heap, unaligned.
     /// </summary>
     private static unsafe (float[] Data, int Offset) Allocate(long length)
     {
@@ -175,8 +174,7 @@ internal sealed class PackedFloatRows
     /// <summary>
     /// Zeroed storage for <paramref name="length"/> floats. Large matrices (weights packed at load) go on the pinned heap
     /// with their start on a cache line: a panel row is two 32-byte loads, and when it straddles a line every step of the
-    /// micro-kernel pays a split load (a 512 x 4609 x 49 convolution ran at 50 instead of 85 GFLOP/s). Small ones (packed per
-    /// run, attention's operands) stay on the ordinary heap, unaligned.
+    /// micro-kernel pays a split load. Small ones (packed per run, attention's operands) stay on the ordinary heap, unaligned.
     /// </summary>
     private static unsafe (float[] Data, int Offset) Allocate(long length)
     {
