@@ -90,11 +90,14 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
                                     best8 = Avx.Max(Taps(source, row + kw * dw, sw), best8); // maxps keeps best8 where the tap is NaN, as maxss does
                             }
                         }
-                        for (int j = 0; j < 8; j++)
+                        best8.CopyTo(y.AsSpan(o, 8));
+                        if (Vector256.EqualsAny(best8, Vector256.Create(float.NegativeInfinity)))
                         {
-                            float value = best8.GetElement(j);
-                            if (float.IsNegativeInfinity(value) && AllNaN(source, inH, inW, d0, h0, w0 + j * sw, fd, ed, fh, eh, 0, ew, dd, dh, dw)) value = float.NaN;
-                            y[o + j] = value;
+                            // -inf is also what a window of only NaN leaves: tell the two apart the slow way, rarely.
+                            for (int j = 0; j < 8; j++)
+                            {
+                                if (float.IsNegativeInfinity(y[o + j]) && AllNaN(source, inH, inW, d0, h0, w0 + j * sw, fd, ed, fh, eh, 0, ew, dd, dh, dw)) y[o + j] = float.NaN;
+                            }
                         }
                         ow += 7;
                         o += 7;
