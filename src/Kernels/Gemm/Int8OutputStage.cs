@@ -217,8 +217,12 @@ internal static class Int8OutputStage
         fixed (float* pc = c)
         {
             nint source = (nint)pa, target = (nint)pc;
+            var zeros = new int[n];
             ParallelRanges.For(rows, n, threads, (start, end) =>
-                ToFloatRows(new ReadOnlySpan<int>((int*)source, rows * n), new Span<float>((float*)target, rows * n), start, end, n, scales, offsets));
+            {
+                for (int m = start; m < end; m++)
+                    ToFloatRow(new ReadOnlySpan<int>((int*)source + (long)m * n, n), zeros, zeros, 0, scales, offsets, new Span<float>((float*)target + (long)m * n, n));
+            });
         }
     }
 
@@ -291,27 +295,6 @@ internal static class Int8OutputStage
         for (; j < n; j++) c[j] = (acc[j] + constant[j] + zb[j] * factor) * scales[j] + offsets[j];
     }
 
-    private static void ToFloatRows(ReadOnlySpan<int> accumulators, Span<float> c, int start, int end, int n, float[] scales, float[] offsets)
-    {
-        for (int m = start; m < end; m++)
-        {
-            var acc = accumulators.Slice(m * n, n);
-            var output = c.Slice(m * n, n);
-            int j = 0;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                ref int accRef = ref MemoryMarshal.GetReference(acc);
-                ref float outRef = ref MemoryMarshal.GetReference(output);
-                for (; j + 8 <= n; j += 8)
-                {
-                    var value = Vector256.ConvertToSingle(Vector256.LoadUnsafe(ref accRef, (nuint)j)) * Vector256.LoadUnsafe(ref scales[0], (nuint)j)
-                        + Vector256.LoadUnsafe(ref offsets[0], (nuint)j);
-                    value.StoreUnsafe(ref outRef, (nuint)j);
-                }
-            }
-            for (; j < n; j++) output[j] = acc[j] * scales[j] + offsets[j];
-        }
-    }
 
     /// <summary>C = saturate(zpC + multiplier[n](acc + bias[n])).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]

@@ -24,11 +24,7 @@ public class FusionTests
         Assert.Contains(ours.PlannedNodes, label => label.Contains("(MatMulAdd)", StringComparison.Ordinal));
         float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, 2, m, k) })["Y"].ToArray<float>();
 
-        using var ort = new InferenceSession(model);
-        using var input = OrtValue.CreateTensorValueFromMemory(x, [2, m, k]);
-        using var runOptions = new RunOptions();
-        using var outputs = ort.Run(runOptions, ["X"], [input], ["Y"]);
-        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        float[] expected = OnnxRuntimeY(model, ("X", x, [2, m, k]));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
     }
@@ -53,11 +49,7 @@ public class FusionTests
         Assert.Equal(!fused, ours.PlannedNodes.Any(label => label.EndsWith("(Erf)", StringComparison.Ordinal)));
         float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, 2, rows, width) })["Y"].ToArray<float>();
 
-        using var ort = new InferenceSession(model, new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL });
-        using var input = OrtValue.CreateTensorValueFromMemory(x, [2, rows, width]);
-        using var runOptions = new RunOptions();
-        using var outputs = ort.Run(runOptions, ["X"], [input], ["Y"]);
-        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        float[] expected = OnnxRuntimeY(model, ("X", x, [2, rows, width]));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
     }
@@ -90,12 +82,7 @@ public class FusionTests
         Assert.Equal(["'softmax' (MaskedSoftmax)"], ours.PlannedNodes);
         float[] mine = ours.Run(new Dictionary<string, Tensor> { ["S"] = Tensor.Create(scores, shape), ["M"] = Tensor.Create(mask, maskShape) })["Y"].ToArray<float>();
 
-        using var ort = new InferenceSession(model);
-        using var s = OrtValue.CreateTensorValueFromMemory(scores, shape.Select(d => (long)d).ToArray());
-        using var m = OrtValue.CreateTensorValueFromMemory(mask, maskShape.Select(d => (long)d).ToArray());
-        using var runOptions = new RunOptions();
-        using var outputs = ort.Run(runOptions, ["S", "M"], [s, m], ["Y"]);
-        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        float[] expected = OnnxRuntimeY(model, ("S", scores, shape), ("M", mask, maskShape));
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-6 + 1e-5 * Math.Abs(expected[i]), $"{i}: {mine[i]} vs {expected[i]}");
     }
@@ -127,11 +114,7 @@ public class FusionTests
         Assert.Equal(["'conv' (Conv)"], ours.PlannedNodes);
         float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, inputShape) })["Y"].ToArray<float>();
 
-        using var ort = new InferenceSession(model);
-        using var input = OrtValue.CreateTensorValueFromMemory(x, inputShape.Select(d => (long)d).ToArray());
-        using var runOptions = new RunOptions();
-        using var outputs = ort.Run(runOptions, ["X"], [input], ["Y"]);
-        float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        float[] expected = OnnxRuntimeY(model, ("X", x, inputShape));
         Assert.Equal(expected.Length, mine.Length);
         Assert.Contains(mine, v => v == 0f); // the Relu did act
         for (int i = 0; i < expected.Length; i++)
@@ -191,6 +174,27 @@ public class FusionTests
         var model = new ModelProto { IrVersion = 8, Graph = graph };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 14 });
         return model;
+    }
+
+    /// <summary>
+    /// Output Y of <paramref name="model"/> as ONNX Runtime computes it, with its graph optimizations off so that it runs the
+    /// written-out graph (the oracle for our fusions).
+    /// </summary>
+    private static float[] OnnxRuntimeY(byte[] model, params (string Name, float[] Values, int[] Shape)[] inputs)
+    {
+        using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL };
+        using var ort = new InferenceSession(model, options);
+        var values = inputs.Select(i => OrtValue.CreateTensorValueFromMemory(i.Values, i.Shape.Select(d => (long)d).ToArray())).ToArray();
+        try
+        {
+            using var runOptions = new RunOptions();
+            using var outputs = ort.Run(runOptions, inputs.Select(i => i.Name).ToArray(), values, ["Y"]);
+            return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        }
+        finally
+        {
+            foreach (var value in values) value.Dispose();
+        }
     }
 
     private static ModelProto MatMulAddModel(int k, int n, float[] w, float[] bias)

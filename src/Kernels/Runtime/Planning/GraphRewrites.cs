@@ -30,6 +30,13 @@ internal static class GraphRewrites
     /// </summary>
     internal static readonly List<IConstantRewrite> Folding = [new BatchNormalizationFolding(), new QdqLinearFusion(), new QdqElementwiseFusion()];
 
+    /// <summary>
+    /// The node list with each key of <paramref name="replace"/> swapped for its fused node (placed where the pattern's last
+    /// node was, so every input is produced before it) and the other matched nodes in <paramref name="remove"/> dropped.
+    /// </summary>
+    internal static List<NodeProto> Rebuild(List<NodeProto> nodes, Dictionary<NodeProto, NodeProto> replace, HashSet<NodeProto> remove) =>
+        replace.Count == 0 ? nodes : nodes.Where(n => replace.ContainsKey(n) || !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+
     public static List<NodeProto> Apply(OnnxModel model, SessionOptions options, List<NodeProto> nodes, Dictionary<string, Tensor> constants)
     {
         foreach (var rewrite in Folding) nodes = rewrite.Apply(model, options, nodes, constants);

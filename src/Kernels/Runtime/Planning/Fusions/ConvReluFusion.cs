@@ -26,7 +26,6 @@ internal sealed class ConvReluFusion : IGraphRewrite
             replace[conv] = fused;
             remove.Add(relu);
         }
-        if (replace.Count == 0) return nodes;
-        return nodes.Where(n => !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+        return GraphRewrites.Rebuild(nodes, replace, remove);
     }
 }

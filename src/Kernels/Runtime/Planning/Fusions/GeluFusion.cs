@@ -28,8 +28,7 @@ internal sealed class GeluFusion : IGraphRewrite
             replace[match.Last] = fused;
             remove.UnionWith(match.Nodes);
         }
-        if (replace.Count == 0) return nodes;
-        return nodes.Where(n => replace.ContainsKey(n) || !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+        return GraphRewrites.Rebuild(nodes, replace, remove);
     }
 
     private static (string X, NodeProto Last, NodeProto[] Nodes)? Match(OnnxModel model, GraphView view, NodeProto erf)

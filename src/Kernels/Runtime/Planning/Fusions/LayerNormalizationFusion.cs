@@ -30,8 +30,7 @@ internal sealed class LayerNormalizationFusion : IGraphRewrite
             replace[match.Last] = fused;
             remove.UnionWith(match.Nodes);
         }
-        if (replace.Count == 0) return nodes;
-        return nodes.Where(n => replace.ContainsKey(n) || !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+        return GraphRewrites.Rebuild(nodes, replace, remove);
     }
 
     private static (string Gamma, string? Beta, float Epsilon, NodeProto Last, List<NodeProto> Nodes)? Match(OnnxModel model, GraphView view, NodeProto mean)

@@ -43,7 +43,6 @@ internal sealed class MaskedSoftmaxFusion : IGraphRewrite
             replace[softmax] = fused;
             remove.UnionWith([scale, add]);
         }
-        if (replace.Count == 0) return nodes;
-        return nodes.Where(n => !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+        return GraphRewrites.Rebuild(nodes, replace, remove);
     }
 }

@@ -26,7 +26,6 @@ internal sealed class MatMulAddFusion : IGraphRewrite
             replace[add] = fused;
             remove.Add(matmul);
         }
-        if (replace.Count == 0) return nodes;
-        return nodes.Where(n => !remove.Contains(n)).Select(n => replace.GetValueOrDefault(n, n)).ToList();
+        return GraphRewrites.Rebuild(nodes, replace, remove);
     }
 }
