@@ -55,14 +55,15 @@ public class FusionTests
     }
 
     [Theory]
-    [InlineData("Div", new[] { 2, 1, 1, 7 })]
-    [InlineData("Mul", new[] { 1, 1, 1, 7 })]
-    [InlineData("Div", new[] { 2, 3, 5, 1 })] // one mask value per row
-    public void Scaled_masked_softmax_is_fused_and_matches_onnx_runtime(string scaleOp, int[] maskShape)
+    [InlineData("Div", new[] { 2, 1, 1, 7 }, 7, 20f)]
+    [InlineData("Mul", new[] { 1, 1, 1, 7 }, 7, 20f)]
+    [InlineData("Div", new[] { 2, 3, 5, 1 }, 7, 20f)]     // one mask value per row
+    [InlineData("Div", new[] { 1, 1, 1, 19 }, 19, 4000f)] // rows of two vectors and a tail, scores far apart: the row maximum must be exact
+    public void Scaled_masked_softmax_is_fused_and_matches_onnx_runtime(string scaleOp, int[] maskShape, int width, float spread)
     {
         var random = new Random(5);
-        int[] shape = [2, 3, 5, 7];
-        float[] scores = Enumerable.Range(0, 2 * 3 * 5 * 7).Select(_ => (random.NextSingle() - 0.5f) * 20).ToArray();
+        int[] shape = [2, 3, 5, width];
+        float[] scores = Enumerable.Range(0, 2 * 3 * 5 * width).Select(_ => (random.NextSingle() - 0.5f) * spread).ToArray();
         float[] mask = Enumerable.Range(0, maskShape.Aggregate(1, (a, b) => a * b)).Select(_ => random.Next(3) == 0 ? -10000f : 0f).ToArray();
         var graph = new GraphProto { Name = "g" };
         graph.Input.Add(Value("S", shape.Select(d => (long)d).ToArray()));

@@ -68,8 +68,7 @@ internal sealed class MaskedSoftmax(float scale, bool divide) : Operator
                 v.CopyTo(y.Slice(i, Vector256<float>.Count));
                 highest = Vector256.Max(highest, v);
             }
-            max = Vector256.Max(highest, Vector256.Shuffle(highest, Vector256.Create(4, 5, 6, 7, 0, 1, 2, 3))).ToScalar();
-            for (int lane = 1; lane < 4; lane++) max = MathF.Max(max, highest.GetElement(lane));
+            for (int lane = 0; lane < Vector256<float>.Count; lane++) max = MathF.Max(max, highest.GetElement(lane));
         }
         for (; i < n; i++)
         {
