@@ -28,20 +28,9 @@ public sealed class PackedFloatMatrix
 
     internal float[] Data { get; }
 
-    /// <summary>Where the panels start in <see cref="Data"/>: a 64-byte boundary for large matrices (see <see cref="Allocate"/>).</summary>
+    /// <summary>Where the panels start in <see cref="Data"/>: a 64-byte boundary for large matrices (see <see cref="CacheLineStorage"/>).</summary>
     internal int Offset { get; }
 
-    /// <summary>
-    /// Zeroed storage for <paramref name="length"/> floats. Large matrices (weights packed at load) go on the pinned heap
-    /// with their start on a cache line: a panel row is two 32-byte loads, and when it straddles a line every step of the
-    /// micro-kernel pays a split load. Small ones (packed per run, attention's operands) stay on the ordinary heap, unaligned.
-    /// </summary>
-    private static unsafe (float[] Data, int Offset) Allocate(long length)
-    {
-        if (length * sizeof(float) < 85_000) return (new float[length], 0);
-        var data = GC.AllocateArray<float>((int)length + 16, pinned: true);
-        fixed (float* p = data) return (data, (int)((64 - ((nint)p & 63)) & 63) / sizeof(float));
-    }
 
     /// <summary>
     /// Packs B, given row-major as K x N, or as N x K when <paramref name="transposed"/> (ONNX Gemm's
@@ -53,7 +42,7 @@ public sealed class PackedFloatMatrix
         ArgumentOutOfRangeException.ThrowIfNegative(columns);
         if (b.Length < (long)depth * columns) throw new ArgumentException($"B needs {(long)depth * columns} values, not {b.Length}.", nameof(b));
         int panels = (columns + PanelWidth - 1) / PanelWidth;
-        var (data, offset) = Allocate((long)panels * depth * PanelWidth);
+        var (data, offset) = CacheLineStorage.Allocate<float>((long)panels * depth * PanelWidth);
         for (int p = 0; p < panels; p++)
         {
             int n0 = p * PanelWidth;
@@ -168,20 +157,7 @@ internal sealed class PackedFloatRows
 
     internal float[] Data { get; }
 
-    /// <summary>Where the panels start in <see cref="Data"/>: a 64-byte boundary for large matrices (see <see cref="Allocate"/>).</summary>
-    internal int Offset { get; }
 
-    /// <summary>
-    /// Zeroed storage for <paramref name="length"/> floats. Large matrices (weights packed at load) go on the pinned heap
-    /// with their start on a cache line: a panel row is two 32-byte loads, and when it straddles a line every step of the
-    /// micro-kernel pays a split load. Small ones (packed per run, attention's operands) stay on the ordinary heap, unaligned.
-    /// </summary>
-    private static unsafe (float[] Data, int Offset) Allocate(long length)
-    {
-        if (length * sizeof(float) < 85_000) return (new float[length], 0);
-        var data = GC.AllocateArray<float>((int)length + 16, pinned: true);
-        fixed (float* p = data) return (data, (int)((64 - ((nint)p & 63)) & 63) / sizeof(float));
-    }
 
     /// <summary>Packed for the AVX2 kernel's blocking (else the portable kernel's).</summary>
     internal bool ForAvx2 { get; }

@@ -206,13 +206,7 @@ internal static class Int8OutputStage
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static unsafe void ToFloat(ReadOnlySpan<int> accumulators, int rows, int n, float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, Span<float> c, int threads = 1)
     {
-        var scales = new float[n];
-        var offsets = new float[n];
-        for (int j = 0; j < n; j++)
-        {
-            scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
-            offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
-        }
+        var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
         fixed (int* pa = accumulators)
         fixed (float* pc = c)
         {
@@ -247,13 +241,7 @@ internal static class Int8OutputStage
             int[] columnSums = b.StoredColumnSums;
             for (int j = 0; j < n; j++) constant[j] = depth * zeroPointA * zb[j] - zeroPointA * columnSums[j];
         }
-        var scales = new float[n];
-        var offsets = new float[n];
-        for (int j = 0; j < n; j++)
-        {
-            scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
-            offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
-        }
+        var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
         fixed (int* pacc = accumulators)
         fixed (byte* pa = a)
         fixed (float* pc = c)
@@ -275,6 +263,19 @@ internal static class Int8OutputStage
         }
     }
 
+    /// <summary>Per column: scaleA x scaleB[n] and the bias (one value or N of each).</summary>
+    private static (float[] Scales, float[] Offsets) ColumnScales(float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, int n)
+    {
+        var scales = new float[n];
+        var offsets = new float[n];
+        for (int j = 0; j < n; j++)
+        {
+            scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
+            offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
+        }
+        return (scales, offsets);
+    }
+
     /// <summary>One row: <c>c[j] = (float)(acc[j] + constant[j] + zb[j] x factor) x scales[j] + offsets[j]</c>.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void ToFloatRow(ReadOnlySpan<int> acc, int[] constant, int[] zb, int factor, float[] scales, float[] offsets, Span<float> c)
@@ -294,7 +295,6 @@ internal static class Int8OutputStage
         }
         for (; j < n; j++) c[j] = (acc[j] + constant[j] + zb[j] * factor) * scales[j] + offsets[j];
     }
-
 
     /// <summary>C = saturate(zpC + multiplier[n](acc + bias[n])).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]

@@ -39,7 +39,7 @@ public sealed class PackedInt8Matrix
 
     private PackedInt8Matrix(int depth, int columns, bool signed, Int8PackFormat format, int[] zeroPoints, int[] storedZeroPoints,
         int[] columnSums, byte[] data, SparseCorrection? correction)
-        : this(depth, columns, signed, format, zeroPoints, storedZeroPoints, columnSums, AlignedCopy(data), correction)
+        : this(depth, columns, signed, format, zeroPoints, storedZeroPoints, columnSums, CacheLineStorage.Place(data), correction)
     {
     }
 
@@ -116,22 +116,8 @@ public sealed class PackedInt8Matrix
 
     internal byte[] Data { get; }
 
-    /// <summary>Where the panels start in <see cref="Data"/>: a 64-byte boundary for large matrices (see <see cref="AlignedCopy"/>).</summary>
+    /// <summary>Where the panels start in <see cref="Data"/>: a 64-byte boundary for large matrices (see <see cref="CacheLineStorage"/>).</summary>
     internal int Offset { get; }
-
-    /// <summary>
-    /// Large packed weights moved once to the pinned heap with their start on a cache line, so the kernels' 32-byte loads of a
-    /// panel step never straddle two lines (as for <see cref="PackedFloatMatrix"/>); small ones stay as they are.
-    /// </summary>
-    private static unsafe (byte[] Data, int Offset) AlignedCopy(byte[] data)
-    {
-        if (data.Length < 85_000) return (data, 0);
-        var aligned = GC.AllocateUninitializedArray<byte>(data.Length + 64, pinned: true);
-        int offset;
-        fixed (byte* p = aligned) offset = (int)((64 - ((nint)p & 63)) & 63);
-        data.CopyTo(aligned.AsSpan(offset));
-        return (aligned, offset);
-    }
 
     internal SparseCorrection? Correction { get; }
 

@@ -82,8 +82,8 @@ internal static class ConvolutionPanelsPadded
                                     }
                                     else
                                     {
-                                        low = Evens(run);
-                                        high = Evens(run + 16);
+                                        low = ConvolutionPanels.EvenLanes(Vector256.Load(run), Vector256.Load(run + 8));
+                                        high = ConvolutionPanels.EvenLanes(Vector256.Load(run + 16), Vector256.Load(run + 24));
                                     }
                                 }
                                 else
@@ -142,15 +142,5 @@ internal static class ConvolutionPanelsPadded
             int tail = Math.Max(0, from - columnStart) + Math.Max(0, to - from);
             line[tail..].Clear();
         }
-    }
-
-    /// <summary>run[0], run[2], ..., run[14]: sixteen floats, the even ones gathered into eight lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<float> Evens(float* run)
-    {
-        var evens = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
-        var low = Avx2.PermuteVar8x32(Vector256.Load(run), evens);
-        var high = Avx2.PermuteVar8x32(Vector256.Load(run + 8), evens);
-        return Vector256.Create(low.GetLower(), high.GetLower());
     }
 }

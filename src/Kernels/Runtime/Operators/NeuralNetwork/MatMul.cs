@@ -85,7 +85,14 @@ internal sealed class MatMul(PackedFloatMatrix? packedB, float[]? bias) : Operat
                 FloatGemm.Multiply(a.Slice(plan.AOffset(batch), m * k), m, packedB, c.Slice(batch * m * n, m * n), bias, threads);
             return;
         }
-        for (int batch = 0; batch < plan.Batches; batch++)
+        Batches(a, b, c, plan, 0, plan.Batches, threads);
+    }
+
+    /// <summary>Batches <c>[first, end)</c> of a product whose B varies by batch: each B packed, then one GEMM.</summary>
+    private static void Batches(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, MatMulShape plan, int first, int end, int threads)
+    {
+        int m = plan.M, k = plan.K, n = plan.N;
+        for (int batch = first; batch < end; batch++)
         {
             var packed = PackedFloatMatrix.Pack(b.Slice(plan.BOffset(batch), k * n), k, n);
             FloatGemm.Multiply(a.Slice(plan.AOffset(batch), m * k), m, packed, c.Slice(batch * m * n, m * n), default, threads);
@@ -98,20 +105,12 @@ internal sealed class MatMul(PackedFloatMatrix? packedB, float[]? bias) : Operat
     /// </summary>
     private void RunBatches(float[] a, float[] b, float[] c, MatMulShape plan, int threads)
     {
-        int m = plan.M, k = plan.K, n = plan.N;
         if (threads <= 1 || plan.Batches < 2)
         {
             RunFloat(a, b, c, plan, threads);
             return;
         }
-        ParallelRanges.For(plan.Batches, (long)m * n * Math.Max(1, k) / 8, threads, (first, end) =>
-        {
-            for (int batch = first; batch < end; batch++)
-            {
-                var packed = PackedFloatMatrix.Pack(b.AsSpan(plan.BOffset(batch), k * n), k, n);
-                FloatGemm.Multiply(a.AsSpan(plan.AOffset(batch), m * k), m, packed, c.AsSpan(batch * m * n, m * n), default, 1);
-            }
-        });
+        ParallelRanges.For(plan.Batches, (long)plan.M * plan.N * Math.Max(1, plan.K) / 8, threads, (first, end) => Batches(a, b, c, plan, first, end, 1));
     }
 
     private static void Naive<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, MatMulShape plan) where T : System.Numerics.INumber<T>

@@ -127,10 +127,7 @@ internal sealed class MaxPool(WindowAttributes window, bool columnMajorIndices) 
     private static Vector256<float> Taps(ReadOnlySpan<float> source, int start, int stride)
     {
         if (stride == 1) return Vector256.Create(source.Slice(start, 8));
-        var evens = Vector256.Create(0, 2, 4, 6, 1, 3, 5, 7);
-        var low = Avx2.PermuteVar8x32(Vector256.Create(source.Slice(start, 8)), evens);
-        var high = Avx2.PermuteVar8x32(Vector256.Create(source.Slice(start + 8, 8)), evens);
-        return Vector256.Create(low.GetLower(), high.GetLower());
+        return ConvolutionPanels.EvenLanes(Vector256.Create(source.Slice(start, 8)), Vector256.Create(source.Slice(start + 8, 8)));
     }
 
     private static bool AllNaN(ReadOnlySpan<float> source, int inH, int inW, int d0, int h0, int w0, int fd, int ed, int fh, int eh, int fw, int ew, int dd, int dh, int dw)
