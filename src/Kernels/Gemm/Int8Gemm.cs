@@ -159,9 +159,14 @@ public static class Int8Gemm
             byte* pb = data + b.Offset;
             var view = new GemmA(pa, rows, k, zeroPointA, signedA);
             bool native = kernel == Int8KernelChoice.Native;
+            bool avx2 = (native || kernel == Int8KernelChoice.Avx2) && Avx2.IsSupported;
             if (b.Format == Int8PackFormat.Quads)
             {
-                if (native && Int8QuadKernelVnni.IsSupported)
+                if (native && Jit.Int8VnniKernels.IsSupported)
+                {
+                    Jit.Int8VnniGemm.Run(view, pb, n, pc, degreeOfParallelism);
+                }
+                else if (native && Int8QuadKernelVnni.IsSupported)
                 {
                     GemmDriver<Int8QuadKernelVnni, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 }
@@ -171,7 +176,7 @@ public static class Int8Gemm
                     if (native) GemmDriver<Int8QuadKernelArmDot, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                     else GemmDriver<Int8QuadKernelPortable<ShiftBy128>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 }
-                else if (native && Avx2.IsSupported && b.SaturationSafe)
+                else if (avx2 && b.SaturationSafe)
                 {
                     GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 }
@@ -180,7 +185,7 @@ public static class Int8Gemm
                     GemmDriver<Int8QuadKernelPortable<NoShift>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 }
             }
-            else if (native && Avx2.IsSupported)
+            else if (avx2)
             {
                 if (b.Signed) GemmDriver<Int8KernelAvx2Signed, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 else GemmDriver<Int8KernelAvx2Unsigned, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
@@ -214,6 +219,9 @@ internal enum Int8KernelChoice
 
     /// <summary>The scalar twin of the layout's x86 kernels (and of the ARM Pairs16 kernel).</summary>
     ScalarTwin,
+
+    /// <summary>The AVX2 kernels even on a CPU with VNNI (the scalar twin where AVX2 cannot run the layout exactly).</summary>
+    Avx2,
 
     /// <summary>The scalar twin of the ARM dot-product kernel (A shifted to int8).</summary>
     ScalarTwinOfArmDot,

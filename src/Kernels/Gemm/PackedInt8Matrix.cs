@@ -151,6 +151,12 @@ public sealed class PackedInt8Matrix
     {
     }
 
+    /// <summary>
+    /// True when this CPU's quad kernel is AVX2's <c>vpmaddubsw</c>, whose pairs of products saturate; false with VNNI
+    /// (<c>vpdpbusd</c>, VEX or EVEX) or ARM's dot product, which add exactly.
+    /// </summary>
+    internal static bool QuadKernelsSaturate => !(AvxVnni.IsSupported || Jit.Int8VnniKernels.IsSupported || Dp.IsSupported);
+
     /// <summary>Packs in a given format; <paramref name="saturatingQuads"/> says whether quads must avoid u8 x s8 pair saturation (tests force both).</summary>
     internal static PackedInt8Matrix Pack(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool transposed, bool signed,
         Int8PackFormat? format, bool? saturatingQuads = null)
@@ -173,7 +179,7 @@ public sealed class PackedInt8Matrix
         }
         var given = zeroPoints.ToArray();
 
-        bool saturates = saturatingQuads ?? !(AvxVnni.IsSupported || Dp.IsSupported);
+        bool saturates = saturatingQuads ?? QuadKernelsSaturate;
         if (format != Int8PackFormat.Pairs16)
         {
             var quads = QuadWeightLayout.Pack(values, depth, columns, signed, given, saturates);

@@ -112,7 +112,8 @@ public class Int8GemmTests
             Int8Gemm.MultiplyToFloat(a, m, 17, 0.02f, b, scales, bias, actual, threads);
             Assert.Equal(expected, actual);
         }
-        Assert.Equal(zeroPoint == 3 ? Int8PackFormat.Pairs16 : Int8PackFormat.Quads, b.Format);
+        // Full-range uint8 would saturate vpmaddubsw's pairs; VNNI and ARM's dot product take it whole, as quads.
+        Assert.Equal(zeroPoint == 3 && PackedInt8Matrix.QuadKernelsSaturate ? Int8PackFormat.Pairs16 : Int8PackFormat.Quads, b.Format);
     }
 
     [Fact]
@@ -174,9 +175,10 @@ public class Int8GemmTests
             Assert.Equal(format, packed.Format);
             // The CPU's own kernel, the scalar twin of the x86 (and ARM Pairs16) kernels, and for quads the
             // scalar twin of the ARM dot-product kernel, which multiplies A - 128 as int8.
+            // On a VNNI CPU, Native is the VNNI kernel, and Avx2 forces the AVX2 one.
             var kernels = format == Int8PackFormat.Quads
-                ? new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot }
-                : new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin };
+                ? new[] { Int8KernelChoice.Native, Int8KernelChoice.Avx2, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot }
+                : new[] { Int8KernelChoice.Native, Int8KernelChoice.Avx2, Int8KernelChoice.ScalarTwin };
             foreach (var kernel in kernels)
             {
                 var actual = new int[m * n];
@@ -239,7 +241,7 @@ public class Int8PackFormatTests
         byte[] a = Enumerable.Range(0, m * k).Select(_ => (byte)random.Next(128)).ToArray();
         var expected = new int[m * n];
         Int8Gemm.MultiplyReference(a, false, m, k, 5, b, signed, n, [zeroPoint], expected);
-        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
+        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.Avx2, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
         {
             var actual = new int[m * n];
             Int8Gemm.MultiplyInt32(a, m, 5, false, packed, actual, degreeOfParallelism: 1, kernel);
@@ -288,7 +290,7 @@ public class Int8PackFormatTests
         byte[] a = Enumerable.Range(0, 5 * k).Select(_ => (byte)random.Next(256)).ToArray();
         var expected = new int[5 * n];
         Int8Gemm.MultiplyReference(a, false, 5, k, 3, b, false, n, [zeroPoint], expected);
-        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
+        foreach (var kernel in new[] { Int8KernelChoice.Native, Int8KernelChoice.Avx2, Int8KernelChoice.ScalarTwin, Int8KernelChoice.ScalarTwinOfArmDot })
         {
             var actual = new int[5 * n];
             Int8Gemm.MultiplyInt32(a, 5, 3, false, packed, actual, degreeOfParallelism: 1, kernel);
@@ -301,9 +303,8 @@ public class Int8PackFormatTests
     {
         // All 127: every adjacent pair sums to 254 > 128, which vpmaddubsw would saturate with A = 255.
         sbyte[] b = Enumerable.Repeat((sbyte)127, 64 * 40).ToArray();
-        bool vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported;
         var packed = PackedInt8Matrix.Pack(b, 64, 40, [0]);
-        Assert.Equal(vnni ? Int8PackFormat.Quads : Int8PackFormat.Pairs16, packed.Format);
+        Assert.Equal(PackedInt8Matrix.QuadKernelsSaturate ? Int8PackFormat.Pairs16 : Int8PackFormat.Quads, packed.Format);
         var forced = PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b.AsSpan()), 64, 40, [0], false, true, Int8PackFormat.Quads, saturatingQuads: true);
         Assert.Equal(64 * 40 / 2, forced.CorrectionCount); // each pair keeps 1 + 127 and moves 126 out
     }

@@ -1,0 +1,128 @@
+using System.Buffers;
+
+namespace Quantize.Kernels.Gemm.Jit;
+
+/// <summary>
+/// The loop nest around <see cref="Int8VnniKernels"/>: like <see cref="GemmDriver{TKernel,TA,TB,TC}"/> (K blocks, then
+/// M blocks with A packed once, then B), but a kernel call spans up to four 16-column panels, which lie a whole
+/// panel apart in <see cref="PackedInt8Matrix"/>. Threads split the panel groups (or the M blocks when there are few);
+/// every element of C is summed by one thread in the same order, so results are identical for any thread count.
+/// </summary>
+internal static unsafe class Int8VnniGemm
+{
+    /// <summary>K values per block: 4 panels x 256 quads x 64 bytes = 64 KiB of B per block, read from L2.</summary>
+    internal const int KBlock = 1024;
+
+    /// <summary>Rows per packed block of A.</summary>
+    internal const int MBlock = 96;
+
+    private const int Width = PackedInt8Matrix.PanelWidth;
+
+    /// <summary>C (int32, M x N, row stride N) = A (8-bit, packed here by quads) x B (quad panels), without zero points.</summary>
+    public static void Run(GemmA a, byte* packedB, int n, int* c, int degreeOfParallelism)
+    {
+        int m = a.RowCount;
+        if (m == 0 || n == 0) return;
+        int panels = (n + Width - 1) / Width;
+        int groups = (panels + Int8VnniKernels.MaxPanels - 1) / Int8VnniKernels.MaxPanels;
+        int mBlocks = (m + MBlock - 1) / MBlock;
+        int threads = Math.Max(1, degreeOfParallelism);
+        if (threads == 1)
+        {
+            RunRange(a, packedB, n, c, 0, groups, 0, m);
+            return;
+        }
+        bool splitGroups = groups >= 2 * threads || mBlocks < threads;
+        int parts = Math.Min(threads, splitGroups ? groups : mBlocks);
+        nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c;
+        int depth = a.Depth, zeroPoint = a.ZeroPoint;
+        bool signed = a.Signed;
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            var view = new GemmA((void*)aData, m, depth, zeroPoint, signed);
+            if (splitGroups)
+            {
+                var (start, end) = GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Share(groups, parts, part);
+                RunRange(view, (byte*)bData, n, (int*)cData, start, end, 0, m);
+            }
+            else
+            {
+                var (start, end) = GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Share(mBlocks, parts, part);
+                RunRange(view, (byte*)bData, n, (int*)cData, 0, groups, start * MBlock, Math.Min(m, end * MBlock));
+            }
+        });
+    }
+
+    private static void RunRange(GemmA a, byte* packedB, int n, int* c, int groupStart, int groupEnd, int rowStart, int rowEnd)
+    {
+        const int rows = Int8VnniKernels.Rows, maxPanels = Int8VnniKernels.MaxPanels;
+        int k = a.Depth;
+        long panelStride = (long)((k + 3) / 4) * 4 * Width;
+        int panels = (n + Width - 1) / Width;
+        int rowCount = rowEnd - rowStart;
+        // As the generic driver: up to two blocks' worth of rows form one block (no block of a few rows streaming all of B).
+        int mBlock = rowCount <= 2 * MBlock ? (rowCount + rows - 1) / rows * rows : MBlock;
+        int blockLength = Int8QuadPacking.RowBlockLength(Math.Min(KBlock, k));
+        int[] rented = ArrayPool<int>.Shared.Rent(mBlock / rows * blockLength);
+        int* edge = stackalloc int[rows * maxPanels * Width];
+        Int8VnniKernels.Arguments arguments;
+        try
+        {
+            fixed (int* packedA = rented)
+            {
+                for (int k0 = 0; k0 < k; k0 += KBlock)
+                {
+                    int kc = Math.Min(KBlock, k - k0);
+                    int aBlock = Int8QuadPacking.RowBlockLength(kc);
+                    bool accumulate = k0 > 0;
+                    arguments.Quads = (kc + 3) / 4;
+                    arguments.PanelStride = panelStride;
+                    for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
+                    {
+                        int mc = Math.Min(mBlock, rowEnd - row0);
+                        for (int r = 0; r < mc; r += rows)
+                            Int8QuadPacking.PackA(a, row0 + r, Math.Min(rows, mc - r), k0, kc, packedA + r / rows * aBlock);
+
+                        for (int group = groupStart; group < groupEnd; group++)
+                        {
+                            int panel = group * maxPanels;
+                            int groupPanels = Math.Min(maxPanels, panels - panel);
+                            int columns = Math.Min(groupPanels * Width, n - panel * Width);
+                            arguments.B = packedB + panel * panelStride + (long)(k0 / 4) * 4 * Width;
+                            for (int r = 0; r < mc; r += rows)
+                            {
+                                int tileRows = Math.Min(rows, mc - r);
+                                int* tile = c + (long)(row0 + r) * n + panel * Width;
+                                arguments.A = packedA + r / rows * aBlock;
+                                if (tileRows == rows && columns == groupPanels * Width)
+                                {
+                                    arguments.C = tile;
+                                    arguments.RowStride = (long)n * sizeof(int);
+                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate);
+                                }
+                                else
+                                {
+                                    // A short tile: computed whole into a scratch tile, then its valid part added or copied.
+                                    arguments.C = edge;
+                                    arguments.RowStride = maxPanels * Width * sizeof(int);
+                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate: false);
+                                    for (int i = 0; i < tileRows; i++)
+                                    {
+                                        var source = new ReadOnlySpan<int>(edge + i * maxPanels * Width, columns);
+                                        var target = new Span<int>(tile + (long)i * n, columns);
+                                        if (accumulate) System.Numerics.Tensors.TensorPrimitives.Add(source, target, target);
+                                        else source.CopyTo(target);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(rented);
+        }
+    }
+}

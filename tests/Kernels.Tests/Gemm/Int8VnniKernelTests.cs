@@ -1,0 +1,180 @@
+using Quantize.Kernels.Gemm;
+using Quantize.Kernels.Gemm.Jit;
+
+namespace Quantize.Kernels.Tests.Gemm;
+
+/// <summary>
+/// The AVX-512 VNNI kernels assembled at run time: every instruction form equals what the GNU assembler (binutils 2.40,
+/// <c>as</c> then <c>objdump -d</c>) makes of the same line, and the products equal the 64-bit scalar reference.
+/// </summary>
+public class Int8VnniKernelTests
+{
+    public static TheoryData<string, string> Encodings() => new()
+    {
+        { "mov rax, rdi", "48 89 f8" },
+        { "mov r11, r9", "4d 89 cb" },
+        { "mov r8, [rax]", "4c 8b 00" },
+        { "mov rdx, [rax+40]", "48 8b 50 28" },
+        { "mov rcx, [r13]", "49 8b 4d 00" },
+        { "mov r9, [rsp+8]", "4c 8b 4c 24 08" },
+        { "mov rax, [rbx+1000]", "48 8b 83 e8 03 00 00" },
+        { "lea rax, [r10+r10*2]", "4b 8d 04 52" },
+        { "lea rax, [rdx+rdx*2]", "48 8d 04 52" },
+        { "add rax, rcx", "48 01 c8" },
+        { "add r9, r10", "4d 01 d1" },
+        { "add r8, 24", "49 83 c0 18" },
+        { "add r9, 64", "49 83 c1 40" },
+        { "add rsi, -8", "48 83 c6 f8" },
+        { "dec r11", "49 ff cb" },
+        { "dec rcx", "48 ff c9" },
+        { "vzeroupper", "c5 f8 77" },
+        { "ret", "c3" },
+        { "vmovdqu32 zmm24, [r9]", "62 41 7e 48 6f 01" },
+        { "vmovdqu32 zmm25, [r9+r10]", "62 01 7e 48 6f 0c 11" },
+        { "vmovdqu32 zmm27, [r9+rax]", "62 41 7e 48 6f 1c 01" },
+        { "vmovdqu32 zmm3, [rcx+rdx*2+192]", "62 f1 7e 48 6f 5c 51 03" },
+        { "vmovdqu32 zmm31, [r12+100]", "62 41 7e 48 6f bc 24 64 00 00 00" },
+        { "vmovdqu32 [rcx], zmm0", "62 f1 7e 48 7f 01" },
+        { "vmovdqu32 [rax+rdx*2+64], zmm23", "62 e1 7e 48 7f 7c 50 01" },
+        { "vmovdqu32 [r13], zmm17", "62 c1 7e 48 7f 4d 00" },
+        { "vpbroadcastd zmm28, [r8]", "62 42 7d 48 58 20" },
+        { "vpbroadcastd zmm29, [r8+20]", "62 42 7d 48 58 68 05" },
+        { "vpbroadcastd zmm5, [rax+2]", "62 f2 7d 48 58 a8 02 00 00 00" },
+        { "vpbroadcastd zmm9, [r15+r14*4+1024]", "62 12 7d 48 58 8c b7 00 04 00 00" },
+        { "vpdpbusd zmm0, zmm28, zmm24", "62 92 1d 40 50 c0" },
+        { "vpdpbusd zmm23, zmm29, zmm27", "62 82 15 40 50 fb" },
+        { "vpdpbusd zmm9, zmm3, zmm12", "62 52 65 48 50 cc" },
+        { "vpdpbusd zmm16, zmm1, zmm31", "62 82 75 48 50 c7" },
+        { "vpxord zmm0, zmm0, zmm0", "62 f1 7d 48 ef c0" },
+        { "vpxord zmm17, zmm17, zmm17", "62 a1 75 40 ef c9" },
+        { "vpxord zmm8, zmm30, zmm2", "62 71 0d 40 ef c2" },
+        { "vpaddd zmm4, zmm4, [rcx+rdx]", "62 f1 5d 48 fe 24 11" },
+        { "vpaddd zmm20, zmm20, [rax+rdx*2+128]", "62 e1 5d 40 fe 64 50 02" },
+        { "vpaddd zmm11, zmm6, [rbp]", "62 71 4d 48 fe 5d 00" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Each_instruction_form_encodes_as_the_GNU_assembler_does(string instruction, string expected)
+    {
+        var x = new X64Assembler();
+        Emit(x, instruction);
+        Assert.Equal(expected, string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
+    }
+
+    [Fact]
+    public void The_loop_branches_back_to_its_first_instruction()
+    {
+        var x = new X64Assembler();
+        x.Return();
+        int target = x.Position;
+        x.Decrement(Gpr.R11);
+        x.JumpIfNotZero(target);
+        // jnz rel32 measured from the end of its 6 bytes: back over itself and the 3-byte dec.
+        Assert.Equal("c3 49 ff cb 0f 85 f7 ff ff ff", string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
+    }
+
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 1, 4, 64 }, { 6, 5, 16 }, { 6, 64, 64 }, { 7, 31, 33 }, { 12, 128, 48 }, { 13, 129, 65 },
+        { 5, 1023, 130 }, { 30, 1025, 100 }, { 97, 2100, 18 }, { 200, 96, 257 }, { 1, 4096, 80 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Products_equal_the_reference_on_one_and_two_threads(int m, int k, int n)
+    {
+        if (!Int8VnniKernels.IsSupported) Assert.Skip("This CPU (or system) has no AVX-512 VNNI; the AVX2 and scalar twins are tested instead.");
+        var random = new Random(m * 7919 + k * 31 + n);
+        foreach (var (signedA, signedB) in new[] { (false, true), (false, false), (true, true), (true, false) })
+        {
+            byte[] a = Bytes(random, m * k);
+            byte[] b = Bytes(random, k * n);
+            int zpA = random.Next(signedA ? -128 : 0, signedA ? 128 : 256);
+            int[] zpB = Enumerable.Range(0, n).Select(_ => random.Next(signedB ? -128 : 0, signedB ? 128 : 256)).ToArray();
+            var packed = signedB
+                ? PackedInt8Matrix.Pack(b.Select(v => (sbyte)v).ToArray(), k, n, zpB)
+                : PackedInt8Matrix.Pack(b, k, n, zpB);
+            Assert.Equal(Int8PackFormat.Quads, packed.Format); // VNNI takes every 8-bit B whole
+            var expected = new int[m * n];
+            Int8Gemm.MultiplyReference(a, signedA, m, k, zpA, b, signedB, n, zpB, expected);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                var actual = new int[m * n];
+                Int8Gemm.MultiplyInt32(a, m, zpA, signedA, packed, actual, threads);
+                Assert.Equal(expected, actual);
+            }
+        }
+    }
+
+    [Fact]
+    public void The_extreme_operands_stay_exact()
+    {
+        if (!Int8VnniKernels.IsSupported) Assert.Skip("This CPU (or system) has no AVX-512 VNNI.");
+        // 255 x -128 in every position: four of them per lane, K = 4100 of them in all (no int16 step to saturate).
+        int m = 8, k = 4100, n = 70;
+        byte[] a = Enumerable.Repeat((byte)255, m * k).ToArray();
+        sbyte[] b = Enumerable.Repeat((sbyte)-128, k * n).ToArray();
+        var packed = PackedInt8Matrix.Pack(b, k, n, [0]);
+        var actual = new int[m * n];
+        Int8Gemm.Multiply(a, m, 0, packed, actual);
+        Assert.All(actual, value => Assert.Equal(255 * -128 * k, value));
+    }
+
+    private static byte[] Bytes(Random random, int count)
+    {
+        var bytes = new byte[count];
+        random.NextBytes(bytes);
+        return bytes;
+    }
+
+    /// <summary>Calls the assembler method for one line of the table (the same operand syntax, parsed just enough).</summary>
+    private static void Emit(X64Assembler x, string line)
+    {
+        int space = line.IndexOf(' ');
+        string op = space < 0 ? line : line[..space];
+        string[] operands = space < 0 ? [] : line[(space + 1)..].Split(", ");
+        switch (op)
+        {
+            case "mov" when operands[1].StartsWith('['): x.Load(Register(operands[0]), Address(operands[1])); break;
+            case "mov": x.Move(Register(operands[0]), Register(operands[1])); break;
+            case "lea": x.LoadAddress(Register(operands[0]), Address(operands[1])); break;
+            case "add" when int.TryParse(operands[1], out int immediate): x.Add(Register(operands[0]), (sbyte)immediate); break;
+            case "add": x.Add(Register(operands[0]), Register(operands[1])); break;
+            case "dec": x.Decrement(Register(operands[0])); break;
+            case "vzeroupper": x.ZeroUpper(); break;
+            case "ret": x.Return(); break;
+            case "vmovdqu32" when operands[0].StartsWith('['): x.StoreVector(Address(operands[0]), Vector(operands[1])); break;
+            case "vmovdqu32": x.LoadVector(Vector(operands[0]), Address(operands[1])); break;
+            case "vpbroadcastd": x.BroadcastInt32(Vector(operands[0]), Address(operands[1])); break;
+            case "vpdpbusd": x.DotProductUnsignedSigned(Vector(operands[0]), Vector(operands[1]), Vector(operands[2])); break;
+            case "vpxord": x.Xor(Vector(operands[0]), Vector(operands[1]), Vector(operands[2])); break;
+            case "vpaddd": x.AddInt32(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
+            default: throw new ArgumentException(line);
+        }
+    }
+
+    private static Gpr Register(string name) => Enum.Parse<Gpr>(name, ignoreCase: true);
+
+    private static int Vector(string name) => int.Parse(name["zmm".Length..]);
+
+    /// <summary>"[base]", "[base+disp]", "[base+index]", "[base+index*scale+disp]".</summary>
+    private static Memory Address(string text)
+    {
+        var parts = text.Trim('[', ']').Replace("-", "+-").Split('+');
+        Gpr baseRegister = Register(parts[0]);
+        Gpr? index = null;
+        int scale = 1, displacement = 0;
+        foreach (var part in parts.Skip(1))
+        {
+            if (int.TryParse(part, out int value)) displacement = value;
+            else
+            {
+                var pieces = part.Split('*');
+                index = Register(pieces[0]);
+                if (pieces.Length > 1) scale = int.Parse(pieces[1]);
+            }
+        }
+        return new Memory(baseRegister, index, scale, displacement);
+    }
+}
