@@ -201,7 +201,7 @@ public class Int8GemmTests
         Assert.Equal(expected, fromTransposed);
     }
 
-    private static byte[] RandomBytes(Random random, int count)
+    internal static byte[] RandomBytes(Random random, int count)
     {
         var bytes = new byte[count];
         random.NextBytes(bytes);
@@ -307,5 +307,29 @@ public class Int8PackFormatTests
         Assert.Equal(PackedInt8Matrix.QuadKernelsSaturate ? Int8PackFormat.Pairs16 : Int8PackFormat.Quads, packed.Format);
         var forced = PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b.AsSpan()), 64, 40, [0], false, true, Int8PackFormat.Quads, saturatingQuads: true);
         Assert.Equal(64 * 40 / 2, forced.CorrectionCount); // each pair keeps 1 + 127 and moves 126 out
+    }
+
+    [Theory]
+    [InlineData(64, 0, 64, false)]
+    [InlineData(64, 0, 64, true)]
+    [InlineData(1536, 1024, 512, true)]
+    [InlineData(100, 4, 96, false)]
+    [InlineData(44, 8, 36, true)]
+    [InlineData(2100, 0, 1024, false)]
+    public unsafe void The_vector_quad_packer_equals_its_scalar_twin(int depth, int k0, int kc, bool signed)
+    {
+        var random = new Random(depth + k0 + kc);
+        byte[] a = Int8GemmTests.RandomBytes(random, 9 * depth);
+        int length = Int8QuadPacking.RowBlockLength(kc);
+        var fast = new int[length];
+        var twin = new int[length];
+        fixed (byte* pa = a)
+        fixed (int* pf = fast, pt = twin)
+        {
+            var view = new GemmA(pa, 9, depth, signed: signed);
+            Int8QuadPacking.PackA(view, 2, 6, k0, kc, pf);
+            Int8QuadPacking.PackAScalar(view, 2, 6, k0, kc, pt);
+        }
+        Assert.Equal(twin, fast);
     }
 }
