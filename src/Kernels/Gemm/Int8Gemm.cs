@@ -49,6 +49,14 @@ public static class Int8Gemm
         CheckPerColumn(scaleB, n, nameof(scaleB), allowEmpty: false);
         CheckPerColumn(bias, n, nameof(bias), allowEmpty: true);
         if (c.Length < (long)rows * n) throw new ArgumentException($"C needs {(long)rows * n} values, not {c.Length}.", nameof(c));
+        if (Jit.Int8VnniKernels.IsSupported && b.Format == Int8PackFormat.Quads && b.Correction is null && b.Depth > 0)
+        {
+            // The VNNI kernels apply the zero points, scales and bias to each tile while it is in registers: no int32 pass.
+            if (a.Length < (long)rows * b.Depth) throw new ArgumentException($"A needs {(long)rows * b.Depth} values, not {a.Length}.", nameof(a));
+            var terms = Int8OutputStage.VnniTerms(Jit.Int8VnniStage.Float, a, rows, b.Depth, zeroPointA, signedA: false, b, scaleA, scaleB, bias);
+            RunVnni(a, rows, zeroPointA, signedA: false, b, MemoryMarshal.Cast<float, int>(c), degreeOfParallelism, terms);
+            return;
+        }
         int[] raw = ArrayPool<int>.Shared.Rent(rows * n);
         try
         {
@@ -164,7 +172,10 @@ public static class Int8Gemm
             {
                 if (native && Jit.Int8VnniKernels.IsSupported)
                 {
-                    Jit.Int8VnniGemm.Run(view, pb, n, pc, degreeOfParallelism);
+                    // The kernels apply the zero points in registers when there are no corrections to add afterwards.
+                    var terms = zeroPoints && b.Correction is null ? Int8OutputStage.VnniTerms(Jit.Int8VnniStage.Int32, a, rows, k, zeroPointA, signedA, b) : null;
+                    Jit.Int8VnniGemm.Run(view, pb, n, pc, degreeOfParallelism, terms);
+                    if (terms is not null) return;
                 }
                 else if (native && Int8QuadKernelVnni.IsSupported)
                 {
@@ -202,6 +213,14 @@ public static class Int8Gemm
             }
         }
         if (zeroPoints) Int8OutputStage.ApplyZeroPointsAndCorrections(c, a, rows, k, zeroPointA, signedA, b, shiftA, degreeOfParallelism);
+    }
+
+    private static unsafe void RunVnni(ReadOnlySpan<byte> a, int rows, int zeroPointA, bool signedA, PackedInt8Matrix b, Span<int> c, int degreeOfParallelism,
+        Jit.Int8VnniTerms terms)
+    {
+        fixed (byte* pa = a, data = b.Data)
+        fixed (int* pc = c)
+            Jit.Int8VnniGemm.Run(new GemmA(pa, rows, b.Depth, zeroPointA, signedA), data + b.Offset, b.Columns, pc, degreeOfParallelism, terms);
     }
 
     private static void CheckPerColumn(ReadOnlySpan<float> values, int n, string name, bool allowEmpty)

@@ -263,6 +263,38 @@ internal static class Int8OutputStage
         }
     }
 
+    /// <summary>
+    /// The terms of the VNNI kernels' in-register output stage (<see cref="Jit.Int8VnniTerms"/>): the same integers as
+    /// <see cref="ApplyZeroPointsAndCorrections"/> for weights without corrections and an unshifted kernel, and for
+    /// <see cref="Jit.Int8VnniStage.Float"/> the same column scales and offsets as <see cref="ToFloat"/>.
+    /// </summary>
+    internal static Jit.Int8VnniTerms VnniTerms(Jit.Int8VnniStage stage, ReadOnlySpan<byte> a, int rows, int depth, int zeroPointA, bool signedA,
+        PackedInt8Matrix b, float scaleA = 0, ReadOnlySpan<float> scaleB = default, ReadOnlySpan<float> bias = default)
+    {
+        if (b.Correction is not null || b.Format != Int8PackFormat.Quads) throw new ArgumentException("Only quads without corrections.", nameof(b));
+        int n = b.Columns, flip = signedA ? 128 : 0, za = zeroPointA + flip;
+        var terms = new Jit.Int8VnniTerms(stage, rows, n);
+        int[] zb = b.StoredZeroPoints, sums = b.StoredColumnSums;
+        bool anyZb = false;
+        for (int j = 0; j < n; j++)
+        {
+            terms.ColumnTerms[j] = depth * za * zb[j] - za * sums[j];
+            terms.ColumnZeroPoints[j] = zb[j];
+            anyZb |= zb[j] != 0;
+        }
+        if (anyZb)
+        {
+            for (int m = 0; m < rows; m++) terms.RowFactors[m] = -(RowSum(a.Slice(m * depth, depth), signedA) + flip * depth);
+        }
+        if (stage == Jit.Int8VnniStage.Float)
+        {
+            var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
+            scales.CopyTo(terms.Scales!, 0);
+            offsets.CopyTo(terms.Offsets!, 0);
+        }
+        return terms;
+    }
+
     /// <summary>Per column: scaleA x scaleB[n] and the bias (one value or N of each).</summary>
     private static (float[] Scales, float[] Offsets) ColumnScales(float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, int n)
     {

@@ -51,6 +51,18 @@ public class Int8VnniKernelTests
         { "vpaddd zmm4, zmm4, [rcx+rdx]", "62 f1 5d 48 fe 24 11" },
         { "vpaddd zmm20, zmm20, [rax+rdx*2+128]", "62 e1 5d 40 fe 64 50 02" },
         { "vpaddd zmm11, zmm6, [rbp]", "62 71 4d 48 fe 5d 00" },
+        { "vpaddd zmm3, zmm3, zmm25", "62 91 65 48 fe d9" },
+        { "vpaddd zmm20, zmm17, zmm9", "62 c1 75 40 fe e1" },
+        { "vpmulld zmm25, zmm24, [r9+64]", "62 42 3d 40 40 49 01" },
+        { "vpmulld zmm2, zmm30, [rax]", "62 f2 0d 40 40 10" },
+        { "vcvtdq2ps zmm3, zmm3", "62 f1 7c 48 5b db" },
+        { "vcvtdq2ps zmm21, zmm8", "62 c1 7c 48 5b e8" },
+        { "vmulps zmm7, zmm7, [r11+128]", "62 d1 44 48 59 7b 02" },
+        { "vmulps zmm22, zmm1, [rcx+rdx*2]", "62 e1 74 48 59 34 51" },
+        { "vaddps zmm7, zmm7, [rsi+192]", "62 f1 44 48 58 7e 03" },
+        { "vaddps zmm16, zmm16, [rsi]", "62 e1 7c 40 58 06" },
+        { "mov rsi, [rdi+80]", "48 8b 77 50" },
+        { "mov r10, [rdi+64]", "4c 8b 57 40" },
     };
 
     [Theory]
@@ -107,6 +119,35 @@ public class Int8VnniKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(13, 2100, 70, 0)]    // two K blocks (partial sums through the edge tiles), symmetric weights
+    [InlineData(7, 300, 45, 131)]    // uint8 weights with a zero point: the row factors
+    [InlineData(200, 1030, 257, 9)]  // several row blocks and column groups, two K blocks
+    [InlineData(1, 64, 1, 200)]
+    public void The_in_register_float_stage_equals_the_exact_product_then_the_float_pass(int m, int k, int n, int zeroPointB)
+    {
+        if (!Int8VnniKernels.IsSupported) Assert.Skip("This CPU (or system) has no AVX-512 VNNI.");
+        var random = new Random(m + k + n + zeroPointB);
+        byte[] a = Bytes(random, m * k);
+        byte[] w = Enumerable.Range(0, k * n).Select(_ => (byte)Math.Clamp(zeroPointB + random.Next(-90, 91), 0, 255)).ToArray();
+        var packed = PackedInt8Matrix.Pack(w, k, n, [zeroPointB]);
+        float[] scales = Enumerable.Range(0, n).Select(_ => random.NextSingle() * 0.01f).ToArray();
+        float[] bias = Enumerable.Range(0, n).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        var exact = new int[m * n];
+        Int8Gemm.MultiplyReference(a, false, m, k, 17, w, false, n, [zeroPointB], exact);
+        var expected = new float[m * n];
+        Int8OutputStage.ToFloat(exact, m, n, 0.02f, scales, bias, expected);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var actual = new float[m * n];
+            Int8Gemm.MultiplyToFloat(a, m, 17, 0.02f, packed, scales, bias, actual, threads);
+            Assert.Equal(expected, actual); // bitwise: the same integers, then the same multiply and add
+            var sums = new int[m * n];
+            Int8Gemm.Multiply(a, m, 17, packed, sums, threads);
+            Assert.Equal(exact, sums);
+        }
+    }
+
     [Fact]
     public void The_extreme_operands_stay_exact()
     {
@@ -149,7 +190,12 @@ public class Int8VnniKernelTests
             case "vpbroadcastd": x.BroadcastInt32(Vector(operands[0]), Address(operands[1])); break;
             case "vpdpbusd": x.DotProductUnsignedSigned(Vector(operands[0]), Vector(operands[1]), Vector(operands[2])); break;
             case "vpxord": x.Xor(Vector(operands[0]), Vector(operands[1]), Vector(operands[2])); break;
-            case "vpaddd": x.AddInt32(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
+            case "vpaddd" when operands[2].StartsWith('['): x.AddInt32(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
+            case "vpaddd": x.AddInt32(Vector(operands[0]), Vector(operands[1]), Vector(operands[2])); break;
+            case "vpmulld": x.MultiplyInt32(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
+            case "vcvtdq2ps": x.ConvertToSingle(Vector(operands[0]), Vector(operands[1])); break;
+            case "vmulps": x.MultiplySingle(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
+            case "vaddps": x.AddSingle(Vector(operands[0]), Vector(operands[1]), Address(operands[2])); break;
             default: throw new ArgumentException(line);
         }
     }

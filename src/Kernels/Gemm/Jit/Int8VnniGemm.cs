@@ -18,8 +18,22 @@ internal static unsafe class Int8VnniGemm
 
     private const int Width = PackedInt8Matrix.PanelWidth;
 
-    /// <summary>C (int32, M x N, row stride N) = A (8-bit, packed here by quads) x B (quad panels), without zero points.</summary>
-    public static void Run(GemmA a, byte* packedB, int n, int* c, int degreeOfParallelism)
+    /// <summary>
+    /// C (M x N, row stride N) = the output stage of A (8-bit, packed here by quads) x B (quad panels): int32 sums without
+    /// zero points when <paramref name="terms"/> is null, else with its terms applied (int32 or float).
+    /// </summary>
+    public static void Run(GemmA a, byte* packedB, int n, int* c, int degreeOfParallelism, Int8VnniTerms? terms = null)
+    {
+        var empty = Array.Empty<int>();
+        fixed (int* columnTerms = terms?.ColumnTerms ?? empty, zeroPoints = terms?.ColumnZeroPoints ?? empty, rowFactors = terms?.RowFactors ?? empty)
+        fixed (float* scales = terms?.Scales ?? [], offsets = terms?.Offsets ?? [])
+        {
+            var pointers = new TermPointers(terms?.Stage ?? Int8VnniStage.Raw, columnTerms, zeroPoints, rowFactors, scales, offsets);
+            Run(a, packedB, n, c, degreeOfParallelism, pointers);
+        }
+    }
+
+    private static void Run(GemmA a, byte* packedB, int n, int* c, int degreeOfParallelism, TermPointers terms)
     {
         int m = a.RowCount;
         if (m == 0 || n == 0) return;
@@ -29,7 +43,7 @@ internal static unsafe class Int8VnniGemm
         int threads = Math.Max(1, degreeOfParallelism);
         if (threads == 1)
         {
-            RunRange(a, packedB, n, c, 0, groups, 0, m);
+            RunRange(a, packedB, n, c, 0, groups, 0, m, terms);
             return;
         }
         bool splitGroups = groups >= 2 * threads || mBlocks < threads;
@@ -43,17 +57,17 @@ internal static unsafe class Int8VnniGemm
             if (splitGroups)
             {
                 var (start, end) = GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Share(groups, parts, part);
-                RunRange(view, (byte*)bData, n, (int*)cData, start, end, 0, m);
+                RunRange(view, (byte*)bData, n, (int*)cData, start, end, 0, m, terms);
             }
             else
             {
                 var (start, end) = GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Share(mBlocks, parts, part);
-                RunRange(view, (byte*)bData, n, (int*)cData, 0, groups, start * MBlock, Math.Min(m, end * MBlock));
+                RunRange(view, (byte*)bData, n, (int*)cData, 0, groups, start * MBlock, Math.Min(m, end * MBlock), terms);
             }
         });
     }
 
-    private static void RunRange(GemmA a, byte* packedB, int n, int* c, int groupStart, int groupEnd, int rowStart, int rowEnd)
+    private static void RunRange(GemmA a, byte* packedB, int n, int* c, int groupStart, int groupEnd, int rowStart, int rowEnd, TermPointers terms)
     {
         const int rows = Int8VnniKernels.Rows, maxPanels = Int8VnniKernels.MaxPanels;
         int k = a.Depth;
@@ -65,7 +79,7 @@ internal static unsafe class Int8VnniGemm
         int blockLength = Int8QuadPacking.RowBlockLength(Math.Min(KBlock, k));
         int[] rented = ArrayPool<int>.Shared.Rent(mBlock / rows * blockLength);
         int* edge = stackalloc int[rows * maxPanels * Width];
-        Int8VnniKernels.Arguments arguments;
+        Int8VnniKernels.Arguments arguments = default;
         try
         {
             fixed (int* packedA = rented)
@@ -75,6 +89,7 @@ internal static unsafe class Int8VnniGemm
                     int kc = Math.Min(KBlock, k - k0);
                     int aBlock = Int8QuadPacking.RowBlockLength(kc);
                     bool accumulate = k0 > 0;
+                    var stage = k0 + kc >= k ? terms.Stage : Int8VnniStage.Raw;
                     arguments.Quads = (kc + 3) / 4;
                     arguments.PanelStride = panelStride;
                     for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
@@ -89,30 +104,39 @@ internal static unsafe class Int8VnniGemm
                             int groupPanels = Math.Min(maxPanels, panels - panel);
                             int columns = Math.Min(groupPanels * Width, n - panel * Width);
                             arguments.B = packedB + panel * panelStride + (long)(k0 / 4) * 4 * Width;
+                            if (stage != Int8VnniStage.Raw)
+                            {
+                                arguments.ColumnTerms = terms.ColumnTerms + panel * Width;
+                                arguments.ColumnZeroPoints = terms.ColumnZeroPoints + panel * Width;
+                                arguments.Scales = terms.Scales + (stage == Int8VnniStage.Float ? panel * Width : 0);
+                                arguments.Offsets = terms.Offsets + (stage == Int8VnniStage.Float ? panel * Width : 0);
+                            }
                             for (int r = 0; r < mc; r += rows)
                             {
                                 int tileRows = Math.Min(rows, mc - r);
                                 int* tile = c + (long)(row0 + r) * n + panel * Width;
                                 arguments.A = packedA + r / rows * aBlock;
+                                if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
                                 if (tileRows == rows && columns == groupPanels * Width)
                                 {
                                     arguments.C = tile;
                                     arguments.RowStride = (long)n * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate);
+                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate, stage);
                                 }
                                 else
                                 {
-                                    // A short tile: computed whole into a scratch tile, then its valid part added or copied.
-                                    arguments.C = edge;
-                                    arguments.RowStride = maxPanels * Width * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate: false);
-                                    for (int i = 0; i < tileRows; i++)
+                                    // A short tile goes through a whole scratch tile: the partial sums in, the stage's output out.
+                                    const int scratchWidth = maxPanels * Width;
+                                    if (accumulate)
                                     {
-                                        var source = new ReadOnlySpan<int>(edge + i * maxPanels * Width, columns);
-                                        var target = new Span<int>(tile + (long)i * n, columns);
-                                        if (accumulate) System.Numerics.Tensors.TensorPrimitives.Add(source, target, target);
-                                        else source.CopyTo(target);
+                                        for (int i = 0; i < tileRows; i++)
+                                            new ReadOnlySpan<int>(tile + (long)i * n, columns).CopyTo(new Span<int>(edge + i * scratchWidth, columns));
                                     }
+                                    arguments.C = edge;
+                                    arguments.RowStride = scratchWidth * sizeof(int);
+                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate, stage);
+                                    for (int i = 0; i < tileRows; i++)
+                                        new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
                                 }
                             }
                         }
@@ -125,4 +149,52 @@ internal static unsafe class Int8VnniGemm
             ArrayPool<int>.Shared.Return(rented);
         }
     }
+}
+
+/// <summary>
+/// The output stage of <see cref="Int8VnniGemm"/>, applied by the kernel to the last K block: per column an integer term and
+/// B's zero point, per row a factor of the zero points (<c>C = sums + term[j] + zB[j] x factor[i]</c>), then for
+/// <see cref="Int8VnniStage.Float"/> <c>C = float(C) x scale[j] + offset[j]</c>. Arrays are padded to whole tiles
+/// (columns to a multiple of 64, rows to a multiple of 6), their padding never stored.
+/// </summary>
+internal sealed class Int8VnniTerms
+{
+    public Int8VnniTerms(Int8VnniStage stage, int rows, int columns)
+    {
+        Stage = stage;
+        int paddedColumns = (columns + 63) / 64 * 64;
+        ColumnTerms = new int[paddedColumns];
+        ColumnZeroPoints = new int[paddedColumns];
+        RowFactors = new int[(rows + Int8VnniKernels.Rows - 1) / Int8VnniKernels.Rows * Int8VnniKernels.Rows];
+        Scales = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
+        Offsets = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
+    }
+
+    public Int8VnniStage Stage { get; }
+
+    public int[] ColumnTerms { get; }
+
+    public int[] ColumnZeroPoints { get; }
+
+    public int[] RowFactors { get; }
+
+    public float[]? Scales { get; }
+
+    public float[]? Offsets { get; }
+}
+
+/// <summary>The pinned addresses of an <see cref="Int8VnniTerms"/>, for the threads.</summary>
+internal readonly unsafe struct TermPointers(Int8VnniStage stage, int* columnTerms, int* columnZeroPoints, int* rowFactors, float* scales, float* offsets)
+{
+    public Int8VnniStage Stage { get; } = stage;
+
+    public int* ColumnTerms { get; } = columnTerms;
+
+    public int* ColumnZeroPoints { get; } = columnZeroPoints;
+
+    public int* RowFactors { get; } = rowFactors;
+
+    public float* Scales { get; } = scales;
+
+    public float* Offsets { get; } = offsets;
 }

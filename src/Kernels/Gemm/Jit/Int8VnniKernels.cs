@@ -3,14 +3,29 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Quantize.Kernels.Gemm.Jit;
 
+/// <summary>What a kernel call does with its sums after the last K block.</summary>
+internal enum Int8VnniStage
+{
+    /// <summary>Store (or add to C) the raw int32 sums: a K block before the last.</summary>
+    Raw = 0,
+
+    /// <summary>Add the zero-point terms (<c>column term[j] + zB[j] x row factor[i]</c>) and store int32 (MatMulInteger).</summary>
+    Int32 = 1,
+
+    /// <summary>Add the zero-point terms, convert to float, multiply by the column scale and add the column offset (dynamic quantization).</summary>
+    Float = 2,
+}
+
 /// <summary>
 /// The int8 quad micro-kernels for AVX-512 VNNI, assembled at first use: a tile of 6 rows x 16, 32, 48 or 64 columns
 /// (one to four 16-column panels of <see cref="PackedInt8Matrix"/>'s quad layout), one <c>vpdpbusd</c> per row and
 /// panel per quad of K: 64 exact u8 x s8 multiply-adds an instruction, against 32 for three instructions on AVX2.
+/// The output stage of the last K block runs on the tile while it is in registers (<see cref="Int8VnniStage"/>), with
+/// the same integer additions and float multiply, then add, as <see cref="Int8OutputStage"/>.
 /// <para>
 /// Registers: zmm0..23 accumulate (row r, panel p in zmm(4r + p)), zmm24..27 hold a quad of the panels, zmm28/29 a
-/// broadcast quad of A. Arguments come in one struct (<see cref="Arguments"/>), its address in the first argument
-/// register of the System V ABI (rdi); only caller-saved registers are used.
+/// broadcast quad of A. Arguments come in one struct (<see cref="Arguments"/>), its address in rdi (System V ABI);
+/// only caller-saved registers are used.
 /// </para>
 /// </summary>
 internal static unsafe class Int8VnniKernels
@@ -21,7 +36,7 @@ internal static unsafe class Int8VnniKernels
     /// <summary>Panels one call covers at most.</summary>
     public const int MaxPanels = 4;
 
-    /// <summary>What one kernel call reads: packed A and B at the K block, the tile of C, the distances between them.</summary>
+    /// <summary>What one kernel call reads: packed A and B at the K block, the tile of C, the output stage's terms at the tile.</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct Arguments
     {
@@ -36,11 +51,29 @@ internal static unsafe class Int8VnniKernels
         /// <summary>Quads of K to multiply (at least 1).</summary>
         public long Quads;
 
+        /// <summary>The tile: int32 sums, or floats after <see cref="Int8VnniStage.Float"/> (partial sums of earlier K blocks are int32).</summary>
         public int* C;
 
         /// <summary>Bytes between rows of C.</summary>
         public long RowStride;
+
+        /// <summary>Per column of the tile: the integer term added to every row.</summary>
+        public int* ColumnTerms;
+
+        /// <summary>Per column of the tile: B's zero point, multiplied by the row factor.</summary>
+        public int* ColumnZeroPoints;
+
+        /// <summary>Per row of the tile (six): the factor of the zero points.</summary>
+        public int* RowFactors;
+
+        /// <summary>Per column (float stage): the scale.</summary>
+        public float* Scales;
+
+        /// <summary>Per column (float stage): the offset (bias) added last.</summary>
+        public float* Offsets;
     }
+
+    private const int Stages = 3;
 
     private static readonly delegate* unmanaged<Arguments*, void>[]? Kernels = Assemble();
 
@@ -48,11 +81,11 @@ internal static unsafe class Int8VnniKernels
     public static bool IsSupported => Kernels is not null;
 
     /// <summary>
-    /// C tile (6 rows x 16 <paramref name="panels"/> columns at <see cref="Arguments.C"/>) = (accumulate ? C : 0) + A x B
+    /// C tile (6 rows x 16 <paramref name="panels"/> columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B)
     /// over <see cref="Arguments.Quads"/> quads of K.
     /// </summary>
-    public static void Multiply(Arguments* arguments, int panels, bool accumulate) =>
-        Kernels![(panels - 1) * 2 + (accumulate ? 1 : 0)](arguments);
+    public static void Multiply(Arguments* arguments, int panels, bool accumulate, Int8VnniStage stage) =>
+        Kernels![Index(panels, accumulate, stage)](arguments);
 
     /// <summary>The CPU features the kernels use: AVX-512 F and BW (and the OS saving zmm state, which .NET checks) plus AVX512_VNNI.</summary>
     internal static bool CpuHasAvx512Vnni()
@@ -62,19 +95,24 @@ internal static unsafe class Int8VnniKernels
         return (ecx & (1 << 11)) != 0;
     }
 
+    private static int Index(int panels, bool accumulate, Int8VnniStage stage) => ((int)stage * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
+
     private static delegate* unmanaged<Arguments*, void>[]? Assemble()
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess || !CpuHasAvx512Vnni()) return null;
         if (Environment.GetEnvironmentVariable("QUANTIZE_DISABLE_JIT_KERNELS") == "1") return null;
         var code = new List<byte>();
-        var offsets = new int[MaxPanels * 2];
-        for (int panels = 1; panels <= MaxPanels; panels++)
+        var offsets = new int[Stages * MaxPanels * 2];
+        for (int stage = 0; stage < Stages; stage++)
         {
-            foreach (bool accumulate in new[] { false, true })
+            for (int panels = 1; panels <= MaxPanels; panels++)
             {
-                while (code.Count % 64 != 0) code.Add(0xCC); // int3 between functions, each on a cache line
-                offsets[(panels - 1) * 2 + (accumulate ? 1 : 0)] = code.Count;
-                code.AddRange(Emit(panels, accumulate));
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    while (code.Count % 64 != 0) code.Add(0xCC); // int3 between functions, each on a cache line
+                    offsets[Index(panels, accumulate, (Int8VnniStage)stage)] = code.Count;
+                    code.AddRange(Emit(panels, accumulate, (Int8VnniStage)stage));
+                }
             }
         }
         byte* placed = ExecutableMemory.Place(code.ToArray());
@@ -84,18 +122,17 @@ internal static unsafe class Int8VnniKernels
         return kernels;
     }
 
-    /// <summary>The machine code of the kernel for <paramref name="panels"/> panels (internal for the encoding tests).</summary>
-    internal static byte[] Emit(int panels, bool accumulate)
+    /// <summary>The machine code of one kernel (internal for the tests).</summary>
+    internal static byte[] Emit(int panels, bool accumulate, Int8VnniStage stage)
     {
         var x = new X64Assembler();
-        // Arguments (fields of 8 bytes): r8 = A, r9 = B, r10 = panel stride, r11 = quads, rcx = C, rdx = row stride.
-        x.Move(Gpr.Rax, Gpr.Rdi);
-        x.Load(Gpr.R8, new Memory(Gpr.Rax, Displacement: 0));
-        x.Load(Gpr.R9, new Memory(Gpr.Rax, Displacement: 8));
-        x.Load(Gpr.R10, new Memory(Gpr.Rax, Displacement: 16));
-        x.Load(Gpr.R11, new Memory(Gpr.Rax, Displacement: 24));
-        x.Load(Gpr.Rcx, new Memory(Gpr.Rax, Displacement: 32));
-        x.Load(Gpr.Rdx, new Memory(Gpr.Rax, Displacement: 40));
+        // rdi = the arguments. r8 = A, r9 = B, r10 = panel stride, r11 = quads, rcx = C, rdx = row stride.
+        x.Load(Gpr.R8, new Memory(Gpr.Rdi, Displacement: 0));
+        x.Load(Gpr.R9, new Memory(Gpr.Rdi, Displacement: 8));
+        x.Load(Gpr.R10, new Memory(Gpr.Rdi, Displacement: 16));
+        x.Load(Gpr.R11, new Memory(Gpr.Rdi, Displacement: 24));
+        x.Load(Gpr.Rcx, new Memory(Gpr.Rdi, Displacement: 32));
+        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 40));
         if (panels == 4) x.LoadAddress(Gpr.Rax, new Memory(Gpr.R10, Gpr.R10, 2)); // 3 x stride, for the fourth panel
 
         for (int r = 0; r < Rows; r++)
@@ -116,6 +153,17 @@ internal static unsafe class Int8VnniKernels
         x.Decrement(Gpr.R11);
         x.JumpIfNotZero(loop);
 
+        if (stage != Int8VnniStage.Raw)
+        {
+            // The terms, now that A and B are done with: r8 = column terms, r9 = zero points, r10 = row factors,
+            // r11 = scales, rsi = offsets.
+            x.Load(Gpr.R8, new Memory(Gpr.Rdi, Displacement: 48));
+            x.Load(Gpr.R9, new Memory(Gpr.Rdi, Displacement: 56));
+            x.Load(Gpr.R10, new Memory(Gpr.Rdi, Displacement: 64));
+            x.Load(Gpr.R11, new Memory(Gpr.Rdi, Displacement: 72));
+            x.Load(Gpr.Rsi, new Memory(Gpr.Rdi, Displacement: 80));
+        }
+
         // Rows 0..2 from rcx, rows 3..5 from rax = rcx + 3 x row stride.
         x.LoadAddress(Gpr.Rax, new Memory(Gpr.Rdx, Gpr.Rdx, 2));
         x.Add(Gpr.Rax, Gpr.Rcx);
@@ -123,11 +171,25 @@ internal static unsafe class Int8VnniKernels
         {
             Gpr row = r < 3 ? Gpr.Rcx : Gpr.Rax;
             int step = r % 3;
+            if (stage != Int8VnniStage.Raw) x.BroadcastInt32(24, new Memory(Gpr.R10, Displacement: 4 * r));
             for (int p = 0; p < panels; p++)
             {
+                int c = Accumulator(r, p);
                 var target = step == 0 ? new Memory(row, Displacement: 64 * p) : new Memory(row, Gpr.Rdx, step, 64 * p);
-                if (accumulate) x.AddInt32(Accumulator(r, p), Accumulator(r, p), target);
-                x.StoreVector(target, Accumulator(r, p));
+                if (accumulate) x.AddInt32(c, c, target);
+                if (stage != Int8VnniStage.Raw)
+                {
+                    x.AddInt32(c, c, new Memory(Gpr.R8, Displacement: 64 * p));
+                    x.MultiplyInt32(25, 24, new Memory(Gpr.R9, Displacement: 64 * p));
+                    x.AddInt32(c, c, 25);
+                }
+                if (stage == Int8VnniStage.Float)
+                {
+                    x.ConvertToSingle(c, c);
+                    x.MultiplySingle(c, c, new Memory(Gpr.R11, Displacement: 64 * p));
+                    x.AddSingle(c, c, new Memory(Gpr.Rsi, Displacement: 64 * p));
+                }
+                x.StoreVector(target, c);
             }
         }
         x.ZeroUpper();

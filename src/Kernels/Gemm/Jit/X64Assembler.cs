@@ -119,6 +119,21 @@ internal sealed class X64Assembler
     /// <summary><c>vpaddd dst, left, [memory]</c>.</summary>
     public void AddInt32(int destination, int left, Memory memory) => Evex(Prefix.P66, Map.M0F, 0xFE, destination, left, memory, 64);
 
+    /// <summary><c>vpaddd dst, left, right</c>.</summary>
+    public void AddInt32(int destination, int left, int right) => EvexRegisters(Prefix.P66, Map.M0F, 0xFE, destination, left, right);
+
+    /// <summary><c>vpmulld dst, left, [memory]</c> (the low 32 bits of each product).</summary>
+    public void MultiplyInt32(int destination, int left, Memory memory) => Evex(Prefix.P66, Map.M0F38, 0x40, destination, left, memory, 64);
+
+    /// <summary><c>vcvtdq2ps dst, src</c> (int32 to float, rounding to nearest even).</summary>
+    public void ConvertToSingle(int destination, int source) => EvexRegisters(Prefix.None, Map.M0F, 0x5B, destination, 0, source);
+
+    /// <summary><c>vmulps dst, left, [memory]</c>.</summary>
+    public void MultiplySingle(int destination, int left, Memory memory) => Evex(Prefix.None, Map.M0F, 0x59, destination, left, memory, 64);
+
+    /// <summary><c>vaddps dst, left, [memory]</c>.</summary>
+    public void AddSingle(int destination, int left, Memory memory) => Evex(Prefix.None, Map.M0F, 0x58, destination, left, memory, 64);
+
     private enum Prefix { None = 0, P66 = 1, F3 = 2, F2 = 3 }
 
     private enum Map { M0F = 1, M0F38 = 2, M0F3A = 3 }
