@@ -117,15 +117,15 @@ internal static unsafe class Int8VnniGemm
                                 int* tile = c + (long)(row0 + r) * n + panel * Width;
                                 arguments.A = packedA + r / rows * aBlock;
                                 if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
-                                if (tileRows == rows && columns == groupPanels * Width)
+                                if (columns == groupPanels * Width)
                                 {
                                     arguments.C = tile;
                                     arguments.RowStride = (long)n * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate, stage);
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage);
                                 }
                                 else
                                 {
-                                    // A short tile goes through a whole scratch tile: the partial sums in, the stage's output out.
+                                    // A tile short of columns goes through a scratch tile: the partial sums in, the stage's output out.
                                     const int scratchWidth = maxPanels * Width;
                                     if (accumulate)
                                     {
@@ -134,7 +134,7 @@ internal static unsafe class Int8VnniGemm
                                     }
                                     arguments.C = edge;
                                     arguments.RowStride = scratchWidth * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, groupPanels, accumulate, stage);
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage);
                                     for (int i = 0; i < tileRows; i++)
                                         new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
                                 }

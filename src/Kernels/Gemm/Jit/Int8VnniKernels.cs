@@ -17,7 +17,7 @@ internal enum Int8VnniStage
 }
 
 /// <summary>
-/// The int8 quad micro-kernels for AVX-512 VNNI, assembled at first use: a tile of 6 rows x 16, 32, 48 or 64 columns
+/// The int8 quad micro-kernels for AVX-512 VNNI, assembled at first use: a tile of 1 to 6 rows x 16, 32, 48 or 64 columns
 /// (one to four 16-column panels of <see cref="PackedInt8Matrix"/>'s quad layout), one <c>vpdpbusd</c> per row and
 /// panel per quad of K: 64 exact u8 x s8 multiply-adds an instruction, against 32 for three instructions on AVX2.
 /// The output stage of the last K block runs on the tile while it is in registers (<see cref="Int8VnniStage"/>), with
@@ -84,8 +84,8 @@ internal static unsafe class Int8VnniKernels
     /// C tile (6 rows x 16 <paramref name="panels"/> columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B)
     /// over <see cref="Arguments.Quads"/> quads of K.
     /// </summary>
-    public static void Multiply(Arguments* arguments, int panels, bool accumulate, Int8VnniStage stage) =>
-        Kernels![Index(panels, accumulate, stage)](arguments);
+    public static void Multiply(Arguments* arguments, int rows, int panels, bool accumulate, Int8VnniStage stage) =>
+        Kernels![Index(rows, panels, accumulate, stage)](arguments);
 
     /// <summary>The CPU features the kernels use: AVX-512 F and BW (and the OS saving zmm state, which .NET checks) plus AVX512_VNNI.</summary>
     internal static bool CpuHasAvx512Vnni()
@@ -95,23 +95,27 @@ internal static unsafe class Int8VnniKernels
         return (ecx & (1 << 11)) != 0;
     }
 
-    private static int Index(int panels, bool accumulate, Int8VnniStage stage) => ((int)stage * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
+    private static int Index(int rows, int panels, bool accumulate, Int8VnniStage stage) =>
+        (((int)stage * Rows + rows - 1) * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
 
     private static delegate* unmanaged<Arguments*, void>[]? Assemble()
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess || !CpuHasAvx512Vnni()) return null;
         if (Environment.GetEnvironmentVariable("QUANTIZE_DISABLE_JIT_KERNELS") == "1") return null;
         var code = new List<byte>();
-        var offsets = new int[Stages * MaxPanels * 2];
+        var offsets = new int[Stages * Rows * MaxPanels * 2];
         for (int stage = 0; stage < Stages; stage++)
         {
-            for (int panels = 1; panels <= MaxPanels; panels++)
+            for (int rows = 1; rows <= Rows; rows++)
             {
-                foreach (bool accumulate in new[] { false, true })
+                for (int panels = 1; panels <= MaxPanels; panels++)
                 {
-                    while (code.Count % 64 != 0) code.Add(0xCC); // int3 between functions, each on a cache line
-                    offsets[Index(panels, accumulate, (Int8VnniStage)stage)] = code.Count;
-                    code.AddRange(Emit(panels, accumulate, (Int8VnniStage)stage));
+                    foreach (bool accumulate in new[] { false, true })
+                    {
+                        while (code.Count % 64 != 0) code.Add(0xCC); // int3 between functions, each on a cache line
+                        offsets[Index(rows, panels, accumulate, (Int8VnniStage)stage)] = code.Count;
+                        code.AddRange(Emit(rows, panels, accumulate, (Int8VnniStage)stage));
+                    }
                 }
             }
         }
@@ -122,8 +126,8 @@ internal static unsafe class Int8VnniKernels
         return kernels;
     }
 
-    /// <summary>The machine code of one kernel (internal for the tests).</summary>
-    internal static byte[] Emit(int panels, bool accumulate, Int8VnniStage stage)
+    /// <summary>The machine code of one kernel: the first <paramref name="rows"/> rows of a tile (internal for the tests).</summary>
+    internal static byte[] Emit(int rows, int panels, bool accumulate, Int8VnniStage stage)
     {
         var x = new X64Assembler();
         // rdi = the arguments. r8 = A, r9 = B, r10 = panel stride, r11 = quads, rcx = C, rdx = row stride.
@@ -135,14 +139,14 @@ internal static unsafe class Int8VnniKernels
         x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 40));
         if (panels == 4) x.LoadAddress(Gpr.Rax, new Memory(Gpr.R10, Gpr.R10, 2)); // 3 x stride, for the fourth panel
 
-        for (int r = 0; r < Rows; r++)
+        for (int r = 0; r < rows; r++)
         {
             for (int p = 0; p < panels; p++) x.Xor(Accumulator(r, p), Accumulator(r, p), Accumulator(r, p));
         }
 
         int loop = x.Position;
         for (int p = 0; p < panels; p++) x.LoadVector(24 + p, Panel(p));
-        for (int r = 0; r < Rows; r++)
+        for (int r = 0; r < rows; r++)
         {
             int a = 28 + (r & 1); // two broadcast registers, so a row's broadcast need not wait for the previous row's products
             x.BroadcastInt32(a, new Memory(Gpr.R8, Displacement: 4 * r));
@@ -167,7 +171,7 @@ internal static unsafe class Int8VnniKernels
         // Rows 0..2 from rcx, rows 3..5 from rax = rcx + 3 x row stride.
         x.LoadAddress(Gpr.Rax, new Memory(Gpr.Rdx, Gpr.Rdx, 2));
         x.Add(Gpr.Rax, Gpr.Rcx);
-        for (int r = 0; r < Rows; r++)
+        for (int r = 0; r < rows; r++)
         {
             Gpr row = r < 3 ? Gpr.Rcx : Gpr.Rax;
             int step = r % 3;
