@@ -63,6 +63,13 @@ public class Int8VnniKernelTests
         { "vaddps zmm16, zmm16, [rsi]", "62 e1 7c 40 58 06" },
         { "mov rsi, [rdi+80]", "48 8b 77 50" },
         { "mov r10, [rdi+64]", "4c 8b 57 40" },
+        { "vpbroadcastd zmm29, [rcx+rsi*2]", "62 62 7d 48 58 2c 71" },
+        { "vpbroadcastd zmm28, [r8+rsi]", "62 42 7d 48 58 24 30" },
+        { "add r8, rdx", "49 01 d0" },
+        { "add rcx, rdx", "48 01 d1" },
+        { "add rcx, r8", "4c 01 c1" },
+        { "lea rcx, [rsi+rsi*2]", "48 8d 0c 76" },
+        { "mov rsi, [rdi+88]", "48 8b 77 58" },
     };
 
     [Theory]

@@ -77,7 +77,10 @@ internal static unsafe class Int8VnniGemm
         // As the generic driver: up to two blocks' worth of rows form one block (no block of a few rows streaming all of B).
         int mBlock = rowCount <= 2 * MBlock ? (rowCount + rows - 1) / rows * rows : MBlock;
         int blockLength = Int8QuadPacking.RowBlockLength(Math.Min(KBlock, k));
-        int[] rented = ArrayPool<int>.Shared.Rent(mBlock / rows * blockLength);
+        // uint8 A whose rows are whole quads is read in place (the kernels broadcast a row's quad wherever it is); int8 A
+        // (flipped to uint8) and ragged rows are packed.
+        bool inPlace = !a.Signed && k % 4 == 0;
+        int[] rented = ArrayPool<int>.Shared.Rent(inPlace ? 0 : mBlock / rows * blockLength);
         int* edge = stackalloc int[rows * maxPanels * Width];
         Int8VnniKernels.Arguments arguments = default;
         try
@@ -92,10 +95,12 @@ internal static unsafe class Int8VnniGemm
                     var stage = k0 + kc >= k ? terms.Stage : Int8VnniStage.Raw;
                     arguments.Quads = (kc + 3) / 4;
                     arguments.PanelStride = panelStride;
+                    arguments.ARowStride = inPlace ? k : 4;
+                    arguments.AQuadStride = inPlace ? 4 : 4 * rows;
                     for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
                     {
                         int mc = Math.Min(mBlock, rowEnd - row0);
-                        for (int r = 0; r < mc; r += rows)
+                        for (int r = 0; r < mc && !inPlace; r += rows)
                             Int8QuadPacking.PackA(a, row0 + r, Math.Min(rows, mc - r), k0, kc, packedA + r / rows * aBlock);
 
                         for (int group = groupStart; group < groupEnd; group++)
@@ -115,7 +120,7 @@ internal static unsafe class Int8VnniGemm
                             {
                                 int tileRows = Math.Min(rows, mc - r);
                                 int* tile = c + (long)(row0 + r) * n + panel * Width;
-                                arguments.A = packedA + r / rows * aBlock;
+                                arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
                                 if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
                                 if (columns == groupPanels * Width)
                                 {

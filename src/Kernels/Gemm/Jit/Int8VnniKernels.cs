@@ -40,8 +40,8 @@ internal static unsafe class Int8VnniKernels
     [StructLayout(LayoutKind.Sequential)]
     public struct Arguments
     {
-        /// <summary>Packed A: per quad, six int32 (one quad of four uint8 per row).</summary>
-        public int* A;
+        /// <summary>Row 0 of A at this K block: uint8 quads, row r at <see cref="ARowStride"/> x r bytes, quad q at <see cref="AQuadStride"/> x q.</summary>
+        public byte* A;
 
         /// <summary>The first panel at this K block; the next panels follow at <see cref="PanelStride"/> bytes.</summary>
         public byte* B;
@@ -71,6 +71,12 @@ internal static unsafe class Int8VnniKernels
 
         /// <summary>Per column (float stage): the offset (bias) added last.</summary>
         public float* Offsets;
+
+        /// <summary>Bytes between rows of A: 4 when packed (<see cref="Int8QuadPacking"/>), K when read in place.</summary>
+        public long ARowStride;
+
+        /// <summary>Bytes between quads of a row of A: 24 when packed, 4 in place.</summary>
+        public long AQuadStride;
     }
 
     private const int Stages = 3;
@@ -130,13 +136,16 @@ internal static unsafe class Int8VnniKernels
     internal static byte[] Emit(int rows, int panels, bool accumulate, Int8VnniStage stage)
     {
         var x = new X64Assembler();
-        // rdi = the arguments. r8 = A, r9 = B, r10 = panel stride, r11 = quads, rcx = C, rdx = row stride.
+        // rdi = the arguments. r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride,
+        // r9 = B, r10 = panel stride, r11 = quads.
         x.Load(Gpr.R8, new Memory(Gpr.Rdi, Displacement: 0));
         x.Load(Gpr.R9, new Memory(Gpr.Rdi, Displacement: 8));
         x.Load(Gpr.R10, new Memory(Gpr.Rdi, Displacement: 16));
         x.Load(Gpr.R11, new Memory(Gpr.Rdi, Displacement: 24));
-        x.Load(Gpr.Rcx, new Memory(Gpr.Rdi, Displacement: 32));
-        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 40));
+        x.Load(Gpr.Rsi, new Memory(Gpr.Rdi, Displacement: 88));
+        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 96));
+        x.LoadAddress(Gpr.Rcx, new Memory(Gpr.Rsi, Gpr.Rsi, 2));
+        x.Add(Gpr.Rcx, Gpr.R8);
         if (panels == 4) x.LoadAddress(Gpr.Rax, new Memory(Gpr.R10, Gpr.R10, 2)); // 3 x stride, for the fourth panel
 
         for (int r = 0; r < rows; r++)
@@ -149,14 +158,17 @@ internal static unsafe class Int8VnniKernels
         for (int r = 0; r < rows; r++)
         {
             int a = 28 + (r & 1); // two broadcast registers, so a row's broadcast need not wait for the previous row's products
-            x.BroadcastInt32(a, new Memory(Gpr.R8, Displacement: 4 * r));
+            x.BroadcastInt32(a, RowOfA(r));
             for (int p = 0; p < panels; p++) x.DotProductUnsignedSigned(Accumulator(r, p), a, 24 + p);
         }
-        x.Add(Gpr.R8, (sbyte)(4 * Rows));
+        x.Add(Gpr.R8, Gpr.Rdx);
+        x.Add(Gpr.Rcx, Gpr.Rdx);
         x.Add(Gpr.R9, (sbyte)64);
         x.Decrement(Gpr.R11);
         x.JumpIfNotZero(loop);
 
+        x.Load(Gpr.Rcx, new Memory(Gpr.Rdi, Displacement: 32)); // C
+        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 40)); // its row stride
         if (stage != Int8VnniStage.Raw)
         {
             // The terms, now that A and B are done with: r8 = column terms, r9 = zero points, r10 = row factors,
@@ -202,6 +214,13 @@ internal static unsafe class Int8VnniKernels
     }
 
     private static int Accumulator(int row, int panel) => 4 * row + panel;
+
+    /// <summary>Row r of A at the current quad: r8, r8 + stride, r8 + 2 x stride, then the same from rcx (row 3).</summary>
+    private static Memory RowOfA(int r) => (r % 3) switch
+    {
+        0 => new Memory(r < 3 ? Gpr.R8 : Gpr.Rcx),
+        var step => new Memory(r < 3 ? Gpr.R8 : Gpr.Rcx, Gpr.Rsi, step),
+    };
 
     /// <summary>Panel p at the current quad: r9, r9 + stride, r9 + 2 x stride, r9 + 3 x stride (rax).</summary>
     private static Memory Panel(int p) => p switch
