@@ -9,12 +9,12 @@ namespace Quantize.Kernels.Tests.Gemm;
 /// </summary>
 public class FloatKernelAvx512Tests
 {
-    // M = 1, 4, 5, 8, 9, 15 reach each row-count path and a short last block; N <= 8 reaches the half-width panel;
-    // K not a multiple of 8 the packer's tail; K > 256 several K blocks (C += tile).
+    // M = 1, 4, 5, 8, 9, 15 reach each row-count path and a short last block; a last panel of at most 8 columns the
+    // half-width tile, of 9-15 a partly stored full one; K not a multiple of 8 the packer's tail; K > 256 several K blocks (C += tile).
     public static TheoryData<int, int, int> Shapes() => new()
     {
         { 1, 1, 1 }, { 1, 300, 40 }, { 4, 7, 16 }, { 5, 33, 1 }, { 8, 16, 8 }, { 9, 600, 17 }, { 15, 65, 31 },
-        { 16, 256, 16 }, { 17, 257, 33 }, { 48, 100, 9 }, { 130, 513, 70 }, { 300, 40, 200 },
+        { 16, 256, 16 }, { 17, 257, 33 }, { 48, 100, 9 }, { 20, 40, 196 }, { 32, 70, 21 }, { 130, 513, 70 }, { 300, 40, 200 },
     };
 
     [Theory]
