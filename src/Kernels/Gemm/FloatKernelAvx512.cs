@@ -18,7 +18,7 @@ internal readonly unsafe struct FloatKernelAvx512 : IGemmKernel<float, float, fl
     public static int Columns => PackedFloatMatrix.PanelWidth;
     public static int KStep => 1;
     public static int KBlock => 256; // as the AVX2 kernel's: the K blocks decide the rounding
-    public static int MBlock => 256; // 256 KB of packed A: 512 x 768 x 3072 ran ~4% faster than with 128 (B streamed half as often)
+    public static int MBlock => 256; // 256 KB of packed A: 512 x 768 x 3072 ran a few per cent faster than with 128 (B streamed half as often)
     public static int PanelStepLength => PackedFloatMatrix.PanelWidth;
     public static int PackedARowBlockLength(int kc) => kc * TileRows;
     public static void PackA(in GemmA a, int row, int rows, int k0, int kc, float* packed) => FloatRowPacking.Pack(a, row, rows, k0, kc, packed, TileRows);
