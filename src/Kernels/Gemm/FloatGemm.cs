@@ -67,11 +67,21 @@ public sealed class PackedFloatMatrix
 
 /// <summary>
 /// Single-precision GEMM: <c>C (M x N) = A (M x K) x B (+ bias)</c>, A and C row-major, B packed.
-/// An AVX2/FMA micro-kernel of 6 x 16 (12 accumulators) where the CPU has it; a portable
-/// kernel on <see cref="Vector128{T}"/>-or-scalar elsewhere.
+/// A 16 x 16 AVX-512 micro-kernel where the CPU has it, else an AVX2/FMA one of 6 x 16 (12 accumulators), else a
+/// portable scalar kernel; all three give identical bits.
 /// </summary>
 public static class FloatGemm
 {
+    /// <summary>
+    /// The kernel <see cref="Multiply(ReadOnlySpan{float}, int, PackedFloatMatrix, Span{float}, ReadOnlySpan{float}, int)"/>
+    /// and <see cref="PackedFloatRows.Pack"/> use: the best this CPU runs, unless a benchmark sets another to compare.
+    /// </summary>
+    internal static FloatKernelKind Kernel { get; set; } = BestKernel;
+
+    /// <summary>AVX-512 where the CPU has it, else AVX2 + FMA, else the portable kernel.</summary>
+    internal static FloatKernelKind BestKernel =>
+        Avx512F.IsSupported ? FloatKernelKind.Avx512 : Fma.IsSupported && Avx2.IsSupported ? FloatKernelKind.Avx2 : FloatKernelKind.Portable;
+
     /// <summary>Computes C = A x B (+ <paramref name="bias"/> per column).</summary>
     /// <param name="a">A, M x K row-major.</param>
     /// <param name="rows">M.</param>
@@ -79,7 +89,11 @@ public static class FloatGemm
     /// <param name="c">C, M x N row-major; overwritten.</param>
     /// <param name="bias">Empty, or N values added to every row.</param>
     /// <param name="degreeOfParallelism">Threads to use; 1 runs on the calling thread only.</param>
-    public static unsafe void Multiply(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1)
+    public static void Multiply(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1) =>
+        Multiply(Kernel, a, rows, b, c, bias, degreeOfParallelism);
+
+    /// <summary>As above on the given kernel (tests compare the kernels through it).</summary>
+    internal static unsafe void Multiply(FloatKernelKind kernel, ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1)
     {
         int k = b.Depth, n = b.Columns;
         if (a.Length < (long)rows * k) throw new ArgumentException($"A needs {(long)rows * k} values, not {a.Length}.", nameof(a));
@@ -88,12 +102,7 @@ public static class FloatGemm
         if (k == 0) c[..(rows * n)].Clear();
         fixed (float* pa = a, data = b.Data, pc = c, pbias = bias)
         {
-            var view = new GemmA(pa, rows, k);
-            float* pb = data + b.Offset;
-            if (Fma.IsSupported && Avx2.IsSupported)
-                GemmDriver<FloatKernelAvx2, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
-            else
-                GemmDriver<FloatKernelPortable, float, float, float>.Run(view, pb, n, pc, degreeOfParallelism);
+            Run(kernel, new GemmA(pa, rows, k), data + b.Offset, n, pc, degreeOfParallelism, n, null);
             if (!bias.IsEmpty)
             {
                 nint output = (nint)pc, offsets = (nint)pbias;
@@ -125,30 +134,42 @@ public static class FloatGemm
         if (a.Depth != depth) throw new ArgumentException($"A has depth {a.Depth}, B {depth}.", nameof(depth));
         if (c.Length < (long)(a.Rows - 1) * ldc + columns) throw new ArgumentException("C is too short.", nameof(c));
         fixed (float* pa = a.Data, pc = c)
-        {
-            var view = new GemmA(null, a.Rows, a.Depth);
-            if (a.ForAvx2) GemmDriver<FloatKernelAvx2, float, float, float>.Run(view, panels, columns, pc, degreeOfParallelism, ldc, pa);
-            else GemmDriver<FloatKernelPortable, float, float, float>.Run(view, panels, columns, pc, degreeOfParallelism, ldc, pa);
-        }
+            Run(a.Kernel, new GemmA(null, a.Rows, a.Depth), panels, columns, pc, degreeOfParallelism, ldc, pa);
     }
 
-    /// <summary>The portable kernel through the same driver, for tests to compare with the AVX2 one.</summary>
-    internal static unsafe void MultiplyPortable(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, int degreeOfParallelism = 1)
+    private static unsafe void Run(FloatKernelKind kernel, GemmA a, float* panels, int n, float* c, int degreeOfParallelism, int ldc, float* prepackedA)
     {
-        fixed (float* pa = a, pb = b.Data, pc = c)
-            GemmDriver<FloatKernelPortable, float, float, float>.Run(new GemmA(pa, rows, b.Depth), pb + b.Offset, b.Columns, pc, degreeOfParallelism);
+        switch (kernel)
+        {
+            case FloatKernelKind.Avx512: GemmDriver<FloatKernelAvx512, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
+            case FloatKernelKind.Avx2: GemmDriver<FloatKernelAvx2, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
+            default: GemmDriver<FloatKernelPortable, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
+        }
     }
+}
+
+/// <summary>The float micro-kernels; each packs A for its own tile, so packed A records which one it was packed for.</summary>
+internal enum FloatKernelKind
+{
+    /// <summary><see cref="FloatKernelPortable"/>: 6 x 16, scalar, the AVX2 kernel's twin.</summary>
+    Portable,
+
+    /// <summary><see cref="FloatKernelAvx2"/>: 6 x 16 on AVX2 + FMA.</summary>
+    Avx2,
+
+    /// <summary><see cref="FloatKernelAvx512"/>: 16 x 16 on AVX-512.</summary>
+    Avx512,
 }
 
 /// <summary>A left operand (M x K) packed once for the float kernels, for products that reuse it.</summary>
 internal sealed class PackedFloatRows
 {
-    private PackedFloatRows(int rows, int depth, float[] data, bool forAvx2)
+    private PackedFloatRows(int rows, int depth, float[] data, FloatKernelKind kernel)
     {
         Rows = rows;
         Depth = depth;
         Data = data;
-        ForAvx2 = forAvx2;
+        Kernel = kernel;
     }
 
     public int Rows { get; }
@@ -157,19 +178,22 @@ internal sealed class PackedFloatRows
 
     internal float[] Data { get; }
 
+    /// <summary>The kernel whose blocking this was packed for, and so the one that multiplies it.</summary>
+    internal FloatKernelKind Kernel { get; }
 
-
-    /// <summary>Packed for the AVX2 kernel's blocking (else the portable kernel's).</summary>
-    internal bool ForAvx2 { get; }
-
-    public static unsafe PackedFloatRows Pack(ReadOnlySpan<float> a, int rows, int depth, bool? forAvx2 = null)
+    public static unsafe PackedFloatRows Pack(ReadOnlySpan<float> a, int rows, int depth, FloatKernelKind? kernel = null)
     {
-        bool avx2 = forAvx2 ?? (Fma.IsSupported && Avx2.IsSupported);
+        var kind = kernel ?? FloatGemm.Kernel;
         fixed (float* pa = a)
         {
             var view = new GemmA(pa, rows, depth);
-            var data = avx2 ? GemmDriver<FloatKernelAvx2, float, float, float>.PrePackA(view) : GemmDriver<FloatKernelPortable, float, float, float>.PrePackA(view);
-            return new PackedFloatRows(rows, depth, data, avx2);
+            var data = kind switch
+            {
+                FloatKernelKind.Avx512 => GemmDriver<FloatKernelAvx512, float, float, float>.PrePackA(view),
+                FloatKernelKind.Avx2 => GemmDriver<FloatKernelAvx2, float, float, float>.PrePackA(view),
+                _ => GemmDriver<FloatKernelPortable, float, float, float>.PrePackA(view),
+            };
+            return new PackedFloatRows(rows, depth, data, kind);
         }
     }
 }
