@@ -205,7 +205,7 @@ internal static unsafe class FloatPacking
 
     /// <summary>
     /// Packs rows <c>[row, row + rows)</c>, K values <c>[k0, k0 + kc)</c>. Full 6-row blocks are transposed eight K values
-    /// at a time in AVX registers (the scalar loop cost a tenth of a 128 x 1536 x 384 product); the rest, and CPUs
+    /// at a time in AVX registers (<see cref="RowBlockTranspose"/>; the scalar loop cost a tenth of a 128 x 1536 x 384 product); the rest, and CPUs
     /// without AVX, take <see cref="PackAScalar"/>, which gives the same bytes.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
@@ -216,48 +216,7 @@ internal static unsafe class FloatPacking
             PackAScalar(a, row, rows, k0, kc, packed);
             return;
         }
-        float* s0 = (float*)a.Data + (long)row * a.Depth + k0;
-        long stride = a.Depth;
-        int k = 0;
-        for (; k <= kc - 8; k += 8, packed += 8 * Rows)
-        {
-            var r0 = Avx.LoadVector256(s0 + k);
-            var r1 = Avx.LoadVector256(s0 + stride + k);
-            var r2 = Avx.LoadVector256(s0 + 2 * stride + k);
-            var r3 = Avx.LoadVector256(s0 + 3 * stride + k);
-            var r4 = Avx.LoadVector256(s0 + 4 * stride + k);
-            var r5 = Avx.LoadVector256(s0 + 5 * stride + k);
-            var ab02 = Avx.UnpackLow(r0, r1);  // a0 b0 a1 b1 | a4 b4 a5 b5
-            var ab13 = Avx.UnpackHigh(r0, r1); // a2 b2 a3 b3 | a6 b6 a7 b7
-            var cd02 = Avx.UnpackLow(r2, r3);
-            var cd13 = Avx.UnpackHigh(r2, r3);
-            var ef02 = Avx.UnpackLow(r4, r5);  // e0 f0 e1 f1 | e4 f4 e5 f5
-            var ef13 = Avx.UnpackHigh(r4, r5);
-            var k0k4 = Avx.Shuffle(ab02, cd02, 0x44); // a0 b0 c0 d0 | a4 b4 c4 d4
-            var k1k5 = Avx.Shuffle(ab02, cd02, 0xEE);
-            var k2k6 = Avx.Shuffle(ab13, cd13, 0x44);
-            var k3k7 = Avx.Shuffle(ab13, cd13, 0xEE);
-            Sse.Store(packed, k0k4.GetLower());
-            Sse.StoreLow(packed + 4, ef02.GetLower());
-            Sse.Store(packed + 6, k1k5.GetLower());
-            Sse.StoreHigh(packed + 10, ef02.GetLower());
-            Sse.Store(packed + 12, k2k6.GetLower());
-            Sse.StoreLow(packed + 16, ef13.GetLower());
-            Sse.Store(packed + 18, k3k7.GetLower());
-            Sse.StoreHigh(packed + 22, ef13.GetLower());
-            Sse.Store(packed + 24, k0k4.GetUpper());
-            Sse.StoreLow(packed + 28, ef02.GetUpper());
-            Sse.Store(packed + 30, k1k5.GetUpper());
-            Sse.StoreHigh(packed + 34, ef02.GetUpper());
-            Sse.Store(packed + 36, k2k6.GetUpper());
-            Sse.StoreLow(packed + 40, ef13.GetUpper());
-            Sse.Store(packed + 42, k3k7.GetUpper());
-            Sse.StoreHigh(packed + 46, ef13.GetUpper());
-        }
-        for (; k < kc; k++, packed += Rows)
-        {
-            for (int r = 0; r < Rows; r++) packed[r] = s0[r * stride + k];
-        }
+        RowBlockTranspose.SixRows((uint*)((float*)a.Data + (long)row * a.Depth + k0), a.Depth, kc, (uint*)packed);
     }
 
     /// <summary>The scalar twin of <see cref="PackA"/>.</summary>
