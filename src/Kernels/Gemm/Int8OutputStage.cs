@@ -282,6 +282,7 @@ internal static class Int8OutputStage
             terms.ColumnZeroPoints[j] = zb[j];
             anyZb |= zb[j] != 0;
         }
+        terms.HasZeroPointsB = anyZb;
         if (anyZb)
         {
             for (int m = 0; m < rows; m++) terms.RowFactors[m] = -(RowSum(a.Slice(m * depth, depth), signedA) + flip * depth);

@@ -28,7 +28,7 @@ internal static unsafe class Int8VnniGemm
         fixed (int* columnTerms = terms?.ColumnTerms ?? empty, zeroPoints = terms?.ColumnZeroPoints ?? empty, rowFactors = terms?.RowFactors ?? empty)
         fixed (float* scales = terms?.Scales ?? [], offsets = terms?.Offsets ?? [])
         {
-            var pointers = new TermPointers(terms?.Stage ?? Int8VnniStage.Raw, columnTerms, zeroPoints, rowFactors, scales, offsets);
+            var pointers = new TermPointers(terms?.Stage ?? Int8VnniStage.Raw, terms?.HasZeroPointsB ?? false, columnTerms, zeroPoints, rowFactors, scales, offsets);
             Run(a, packedB, n, c, degreeOfParallelism, pointers);
         }
     }
@@ -67,6 +67,7 @@ internal static unsafe class Int8VnniGemm
         });
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static void RunRange(GemmA a, byte* packedB, int n, int* c, int groupStart, int groupEnd, int rowStart, int rowEnd, TermPointers terms)
     {
         const int rows = Int8VnniKernels.Rows, maxPanels = Int8VnniKernels.MaxPanels;
@@ -126,7 +127,7 @@ internal static unsafe class Int8VnniGemm
                                 {
                                     arguments.C = tile;
                                     arguments.RowStride = (long)n * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage);
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
                                 }
                                 else
                                 {
@@ -139,7 +140,7 @@ internal static unsafe class Int8VnniGemm
                                     }
                                     arguments.C = edge;
                                     arguments.RowStride = scratchWidth * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage);
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
                                     for (int i = 0; i < tileRows; i++)
                                         new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
                                 }
@@ -177,6 +178,9 @@ internal sealed class Int8VnniTerms
 
     public Int8VnniStage Stage { get; }
 
+    /// <summary>False when every zero point of B is 0 (symmetric weights): the kernels skip the row factors.</summary>
+    public bool HasZeroPointsB { get; set; }
+
     public int[] ColumnTerms { get; }
 
     public int[] ColumnZeroPoints { get; }
@@ -189,9 +193,11 @@ internal sealed class Int8VnniTerms
 }
 
 /// <summary>The pinned addresses of an <see cref="Int8VnniTerms"/>, for the threads.</summary>
-internal readonly unsafe struct TermPointers(Int8VnniStage stage, int* columnTerms, int* columnZeroPoints, int* rowFactors, float* scales, float* offsets)
+internal readonly unsafe struct TermPointers(Int8VnniStage stage, bool hasZeroPointsB, int* columnTerms, int* columnZeroPoints, int* rowFactors, float* scales, float* offsets)
 {
     public Int8VnniStage Stage { get; } = stage;
+
+    public bool HasZeroPointsB { get; } = hasZeroPointsB;
 
     public int* ColumnTerms { get; } = columnTerms;
 

@@ -79,7 +79,8 @@ internal static unsafe class Int8VnniKernels
         public long AQuadStride;
     }
 
-    private const int Stages = 3;
+    /// <summary>Raw, then Int32 and Float each without and with B's zero points (symmetric weights need no row factors).</summary>
+    private const int Stages = 5;
 
     private static readonly delegate* unmanaged<Arguments*, void>[]? Kernels = Assemble();
 
@@ -90,8 +91,8 @@ internal static unsafe class Int8VnniKernels
     /// C tile (6 rows x 16 <paramref name="panels"/> columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B)
     /// over <see cref="Arguments.Quads"/> quads of K.
     /// </summary>
-    public static void Multiply(Arguments* arguments, int rows, int panels, bool accumulate, Int8VnniStage stage) =>
-        Kernels![Index(rows, panels, accumulate, stage)](arguments);
+    public static void Multiply(Arguments* arguments, int rows, int panels, bool accumulate, Int8VnniStage stage, bool zeroPointsB) =>
+        Kernels![Index(rows, panels, accumulate, StageCode(stage, zeroPointsB))](arguments);
 
     /// <summary>The CPU features the kernels use: AVX-512 F and BW (and the OS saving zmm state, which .NET checks) plus AVX512_VNNI.</summary>
     internal static bool CpuHasAvx512Vnni()
@@ -101,31 +102,35 @@ internal static unsafe class Int8VnniKernels
         return (ecx & (1 << 11)) != 0;
     }
 
-    private static int Index(int rows, int panels, bool accumulate, Int8VnniStage stage) =>
-        (((int)stage * Rows + rows - 1) * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
+    private static int StageCode(Int8VnniStage stage, bool zeroPointsB) => stage == Int8VnniStage.Raw ? 0 : (int)stage * 2 - 1 + (zeroPointsB ? 1 : 0);
+
+    private static int Index(int rows, int panels, bool accumulate, int stageCode) =>
+        ((stageCode * Rows + rows - 1) * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
 
     private static delegate* unmanaged<Arguments*, void>[]? Assemble()
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess || !CpuHasAvx512Vnni()) return null;
         if (Environment.GetEnvironmentVariable("QUANTIZE_DISABLE_JIT_KERNELS") == "1") return null;
-        var code = new List<byte>();
+        var machineCode = new List<byte>();
         var offsets = new int[Stages * Rows * MaxPanels * 2];
-        for (int stage = 0; stage < Stages; stage++)
+        for (int code = 0; code < Stages; code++)
         {
+            var stage = code == 0 ? Int8VnniStage.Raw : (Int8VnniStage)((code + 1) / 2);
+            bool zeroPointsB = code is 2 or 4;
             for (int rows = 1; rows <= Rows; rows++)
             {
                 for (int panels = 1; panels <= MaxPanels; panels++)
                 {
                     foreach (bool accumulate in new[] { false, true })
                     {
-                        while (code.Count % 64 != 0) code.Add(0xCC); // int3 between functions, each on a cache line
-                        offsets[Index(rows, panels, accumulate, (Int8VnniStage)stage)] = code.Count;
-                        code.AddRange(Emit(rows, panels, accumulate, (Int8VnniStage)stage));
+                        while (machineCode.Count % 64 != 0) machineCode.Add(0xCC); // int3 between functions, each on a cache line
+                        offsets[Index(rows, panels, accumulate, code)] = machineCode.Count;
+                        machineCode.AddRange(Emit(rows, panels, accumulate, stage, zeroPointsB));
                     }
                 }
             }
         }
-        byte* placed = ExecutableMemory.Place(code.ToArray());
+        byte* placed = ExecutableMemory.Place(machineCode.ToArray());
         if (placed is null) return null;
         var kernels = new delegate* unmanaged<Arguments*, void>[offsets.Length];
         for (int i = 0; i < offsets.Length; i++) kernels[i] = (delegate* unmanaged<Arguments*, void>)(placed + offsets[i]);
@@ -133,7 +138,7 @@ internal static unsafe class Int8VnniKernels
     }
 
     /// <summary>The machine code of one kernel: the first <paramref name="rows"/> rows of a tile (internal for the tests).</summary>
-    internal static byte[] Emit(int rows, int panels, bool accumulate, Int8VnniStage stage)
+    internal static byte[] Emit(int rows, int panels, bool accumulate, Int8VnniStage stage, bool zeroPointsB)
     {
         var x = new X64Assembler();
         // rdi = the arguments. r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride,
@@ -187,7 +192,7 @@ internal static unsafe class Int8VnniKernels
         {
             Gpr row = r < 3 ? Gpr.Rcx : Gpr.Rax;
             int step = r % 3;
-            if (stage != Int8VnniStage.Raw) x.BroadcastInt32(24, new Memory(Gpr.R10, Displacement: 4 * r));
+            if (zeroPointsB) x.BroadcastInt32(24, new Memory(Gpr.R10, Displacement: 4 * r));
             for (int p = 0; p < panels; p++)
             {
                 int c = Accumulator(r, p);
@@ -196,8 +201,11 @@ internal static unsafe class Int8VnniKernels
                 if (stage != Int8VnniStage.Raw)
                 {
                     x.AddInt32(c, c, new Memory(Gpr.R8, Displacement: 64 * p));
-                    x.MultiplyInt32(25, 24, new Memory(Gpr.R9, Displacement: 64 * p));
-                    x.AddInt32(c, c, 25);
+                    if (zeroPointsB)
+                    {
+                        x.MultiplyInt32(25, 24, new Memory(Gpr.R9, Displacement: 64 * p));
+                        x.AddInt32(c, c, 25);
+                    }
                 }
                 if (stage == Int8VnniStage.Float)
                 {
