@@ -82,7 +82,7 @@ internal static unsafe class Int8VnniKernels
     /// <summary>Raw, then Int32 and Float each without and with B's zero points (symmetric weights need no row factors).</summary>
     private const int Stages = 5;
 
-    private static readonly delegate* unmanaged<Arguments*, void>[]? Kernels = Assemble();
+    private static readonly delegate* unmanaged<Arguments*, void>[]? Kernels = TryAssemble();
 
     /// <summary>True when this CPU has AVX-512 with VNNI, the system let us place the kernels, and .NET has AVX-512 enabled.</summary>
     public static bool IsSupported => Kernels is not null;
@@ -106,6 +106,19 @@ internal static unsafe class Int8VnniKernels
 
     private static int Index(int rows, int panels, bool accumulate, int stageCode) =>
         ((stageCode * Rows + rows - 1) * MaxPanels + panels - 1) * 2 + (accumulate ? 1 : 0);
+
+    /// <summary>The kernels, or null (and the AVX2 kernels run) when anything stands in the way, such as a C library without mmap.</summary>
+    private static delegate* unmanaged<Arguments*, void>[]? TryAssemble()
+    {
+        try
+        {
+            return Assemble();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
+        {
+            return null;
+        }
+    }
 
     private static delegate* unmanaged<Arguments*, void>[]? Assemble()
     {
