@@ -70,6 +70,11 @@ public class Int8VnniKernelTests
         { "add rcx, r8", "4c 01 c1" },
         { "lea rcx, [rsi+rsi*2]", "48 8d 0c 76" },
         { "mov rsi, [rdi+88]", "48 8b 77 58" },
+        { "prefetcht0 [r9+512]", "41 0f 18 89 00 02 00 00" },
+        { "prefetcht0 [r9+r10+512]", "43 0f 18 8c 11 00 02 00 00" },
+        { "prefetcht0 [r9+r10*2+512]", "43 0f 18 8c 51 00 02 00 00" },
+        { "prefetcht0 [r9+rax+512]", "41 0f 18 8c 01 00 02 00 00" },
+        { "prefetcht0 [rcx+64]", "0f 18 49 40" },
     };
 
     [Theory]
@@ -191,6 +196,7 @@ public class Int8VnniKernelTests
             case "add": x.Add(Register(operands[0]), Register(operands[1])); break;
             case "dec": x.Decrement(Register(operands[0])); break;
             case "vzeroupper": x.ZeroUpper(); break;
+            case "prefetcht0": x.Prefetch(Address(operands[0])); break;
             case "ret": x.Return(); break;
             case "vmovdqu32" when operands[0].StartsWith('['): x.StoreVector(Address(operands[0]), Vector(operands[1])); break;
             case "vmovdqu32": x.LoadVector(Vector(operands[0]), Address(operands[1])); break;

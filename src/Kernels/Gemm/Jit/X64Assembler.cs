@@ -87,6 +87,16 @@ internal sealed class X64Assembler
         Int32(displacement);
     }
 
+    /// <summary><c>prefetcht0 [memory]</c>: fetch the line into every cache level.</summary>
+    public void Prefetch(Memory memory)
+    {
+        int baseRegister = (int)memory.Base, index = (int)(memory.Index ?? 0);
+        if (baseRegister >= 8 || index >= 8) Rex(w: false, reg: 0, index: index, rm: baseRegister);
+        code.Add(0x0F);
+        code.Add(0x18);
+        ModRmMemory(1, memory, displacementScale: 1);
+    }
+
     /// <summary><c>ret</c>.</summary>
     public void Return() => code.Add(0xC3);
 
