@@ -234,4 +234,28 @@ public class ConvolutionTests
 
     private static IReadOnlyDictionary<string, Tensor> Run(OnnxModel model, Dictionary<string, Tensor> inputs, int threads) =>
         ModelSession.Create(model, new SessionOptions { Threads = threads, FoldConstants = false }).Run(inputs);
+
+    [Theory]
+    [InlineData(196, 2)]
+    [InlineData(49, 2)]
+    [InlineData(784, 4)]
+    [InlineData(3136, 8)]
+    [InlineData(12544, 7)]
+    [InlineData(5, 2)]
+    public void Pixel_chunks_tile_the_image_in_whole_panels_shared_evenly(int pixels, int chunks)
+    {
+        const int width = Quantize.Kernels.Runtime.Operators.ConvolutionPanels.PanelWidth;
+        int next = 0;
+        var panelCounts = new List<int>();
+        for (int chunk = 0; chunk < chunks; chunk++)
+        {
+            var (first, count) = Quantize.Kernels.Runtime.Operators.ConvolutionPanels.ChunkRange(pixels, chunks, chunk);
+            Assert.Equal(next, first);
+            Assert.Equal(0, first % width);
+            next = first + count;
+            panelCounts.Add((count + width - 1) / width);
+        }
+        Assert.Equal(pixels, next);
+        Assert.True(panelCounts.Max() - panelCounts.Min() <= 1, string.Join(",", panelCounts));
+    }
 }

@@ -126,14 +126,14 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
     private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, bool relu, int threads)
     {
         int pixels = g.OutputSize, depth = weights.Depth;
-        var (chunks, perChunk) = ConvolutionPanels.Chunking(pixels, depth, threads);
+        var (chunks, _) = ConvolutionPanels.Chunking(pixels, depth, threads);
         bool parallel = threads > 1 && chunks > 1;
         for (int n = 0; n < batch; n++)
         {
             int image = n * channels * g.InputSize, output = n * outputs * pixels;
             void Chunk(int chunk, int gemmThreads)
             {
-                int first = chunk * perChunk, count = Math.Min(perChunk, pixels - first);
+                var (first, count) = ConvolutionPanels.ChunkRange(pixels, chunks, chunk);
                 int panels = (count + ConvolutionPanels.PanelWidth - 1) / ConvolutionPanels.PanelWidth;
                 // Sixteen floats of slack so the panels can start on a cache line (see PackedFloatMatrix.Allocate).
                 float[] buffer = ArrayPool<float>.Shared.Rent(panels * depth * ConvolutionPanels.PanelWidth + 16);

@@ -180,4 +180,16 @@ internal static class ConvolutionPanels
         perChunk = ((pixels + chunks - 1) / chunks + PanelWidth - 1) / PanelWidth * PanelWidth;
         return ((pixels + perChunk - 1) / perChunk, perChunk);
     }
+
+    /// <summary>
+    /// The pixels of chunk <paramref name="chunk"/> of <paramref name="chunks"/>: whole panels shared out evenly, the short last
+    /// panel with the last chunk. (Equal pixel counts rounded up to panels left 196 pixels as 112 + 84, 7 panels against 5.25.)
+    /// </summary>
+    public static (int First, int Count) ChunkRange(int pixels, int chunks, int chunk)
+    {
+        long panels = (pixels + PanelWidth - 1) / PanelWidth;
+        int first = (int)(panels * chunk / chunks) * PanelWidth;
+        int end = Math.Min(pixels, (int)(panels * (chunk + 1) / chunks) * PanelWidth);
+        return (first, end - first);
+    }
 }
