@@ -129,21 +129,24 @@ public static class FloatGemm
     }
 
     /// <summary>As above with B's panels at <paramref name="panels"/> (pinned by the caller, ideally on a cache line).</summary>
-    internal static unsafe void Multiply(PackedFloatRows a, float* panels, int depth, int columns, Span<float> c, int ldc, int degreeOfParallelism = 1)
+    /// <remarks><paramref name="shareRows"/>: threads take row blocks rather than panels (see <see cref="GemmDriver{TKernel,TA,TB,TC}.Run"/>).</remarks>
+    internal static unsafe void Multiply(PackedFloatRows a, float* panels, int depth, int columns, Span<float> c, int ldc, int degreeOfParallelism = 1,
+        bool shareRows = false)
     {
         if (a.Depth != depth) throw new ArgumentException($"A has depth {a.Depth}, B {depth}.", nameof(depth));
         if (c.Length < (long)(a.Rows - 1) * ldc + columns) throw new ArgumentException("C is too short.", nameof(c));
         fixed (float* pa = a.Data, pc = c)
-            Run(a.Kernel, new GemmA(null, a.Rows, a.Depth), panels, columns, pc, degreeOfParallelism, ldc, pa);
+            Run(a.Kernel, new GemmA(null, a.Rows, a.Depth), panels, columns, pc, degreeOfParallelism, ldc, pa, shareRows);
     }
 
-    private static unsafe void Run(FloatKernelKind kernel, GemmA a, float* panels, int n, float* c, int degreeOfParallelism, int ldc, float* prepackedA)
+    private static unsafe void Run(FloatKernelKind kernel, GemmA a, float* panels, int n, float* c, int degreeOfParallelism, int ldc, float* prepackedA,
+        bool shareRows = false)
     {
         switch (kernel)
         {
-            case FloatKernelKind.Avx512: GemmDriver<FloatKernelAvx512, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
-            case FloatKernelKind.Avx2: GemmDriver<FloatKernelAvx2, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
-            default: GemmDriver<FloatKernelPortable, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA); break;
+            case FloatKernelKind.Avx512: GemmDriver<FloatKernelAvx512, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA, shareRows); break;
+            case FloatKernelKind.Avx2: GemmDriver<FloatKernelAvx2, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA, shareRows); break;
+            default: GemmDriver<FloatKernelPortable, float, float, float>.Run(a, panels, n, c, degreeOfParallelism, ldc, prepackedA, shareRows); break;
         }
     }
 }

@@ -82,8 +82,10 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
     /// <summary>
     /// C (M x N, row stride <paramref name="ldc"/>, default N) = A (M x K) x B (packed panels of <c>TKernel.Columns</c>,
     /// full depth K each). <paramref name="prepackedA"/>, when given, is A already laid out by <see cref="PrePackA"/>.
+    /// <paramref name="shareRows"/> splits the threads' work by row blocks whenever there are enough of them (for callers that
+    /// know the panels split unevenly: a 7 x 7 map is three panels and a one-pixel one).
     /// </summary>
-    public static void Run(GemmA a, TB* packedB, int n, TC* c, int degreeOfParallelism, int ldc = 0, TA* prepackedA = null)
+    public static void Run(GemmA a, TB* packedB, int n, TC* c, int degreeOfParallelism, int ldc = 0, TA* prepackedA = null, bool shareRows = false)
     {
         if (ldc == 0) ldc = n;
         int m = a.RowCount;
@@ -99,7 +101,7 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
             return;
         }
 
-        bool splitPanels = panels >= 2 * threads || mBlocks < threads;
+        bool splitPanels = mBlocks < threads || (!shareRows && panels >= 2 * threads);
         int parts = Math.Min(threads, splitPanels ? panels : mBlocks);
         var options = new ParallelOptions { MaxDegreeOfParallelism = parts };
         nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c, prepacked = (nint)prepackedA;

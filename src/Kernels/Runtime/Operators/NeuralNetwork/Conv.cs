@@ -127,6 +127,10 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
     {
         int pixels = g.OutputSize, depth = weights.Depth;
         var (chunks, _) = ConvolutionPanels.Chunking(pixels, depth, threads);
+        // A small map (7 x 7: three panels and a one-pixel one) shares out unevenly by pixels: one chunk, its patches packed by
+        // all threads, and the GEMM's threads take row blocks (output channels) instead.
+        bool smallMap = threads > 1 && (pixels + ConvolutionPanels.PanelWidth - 1) / ConvolutionPanels.PanelWidth < 4 * threads;
+        if (smallMap) chunks = 1;
         bool parallel = threads > 1 && chunks > 1;
         for (int n = 0; n < batch; n++)
         {
@@ -142,9 +146,21 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                     fixed (float* source = &x[image], start = buffer)
                     {
                         float* target = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
-                        if (ConvolutionPanelsPadded.Supports(g)) ConvolutionPanelsPadded.Pack(g, source, channels, first, count, target, bias);
-                        else ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
-                        FloatGemm.Multiply(weights, target, depth, count, y.AsSpan(output + first), pixels, gemmThreads);
+                        if (smallMap && (long)count * depth >= 1 << 16)
+                        {
+                            // Panel p starts at p x depth x 16 floats whoever packs it: each thread packs whole panels.
+                            nint from = (nint)source, to = (nint)target;
+                            Parallel.For(0, gemmThreads, new ParallelOptions { MaxDegreeOfParallelism = gemmThreads }, part =>
+                            {
+                                var (partFirst, partCount) = ConvolutionPanels.ChunkRange(count, gemmThreads, part);
+                                if (partCount > 0) PackPanels(g, (float*)from, channels, first + partFirst, partCount, (float*)to + (long)partFirst * depth, bias);
+                            });
+                        }
+                        else
+                        {
+                            PackPanels(g, source, channels, first, count, target, bias);
+                        }
+                        FloatGemm.Multiply(weights, target, depth, count, y.AsSpan(output + first), pixels, gemmThreads, shareRows: smallMap);
                     }
                     if (relu)
                     {
@@ -164,6 +180,13 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
             if (parallel) Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => Chunk(c, 1));
             else for (int c = 0; c < chunks; c++) Chunk(c, threads);
         }
+    }
+
+    /// <summary>Patches of pixels <c>[first, first + count)</c> (first a multiple of the panel width) as B panels at <paramref name="target"/>.</summary>
+    private static unsafe void PackPanels(WindowGeometry g, float* source, int channels, int first, int count, float* target, bool bias)
+    {
+        if (ConvolutionPanelsPadded.Supports(g)) ConvolutionPanelsPadded.Pack(g, source, channels, first, count, target, bias);
+        else ConvolutionPanels.Pack(g, source, channels, first, count, target, bias);
     }
 
     /// <summary>The GEMM path: per image, NHWC once; per group, chunks of output pixels become patches, a GEMM, and a transposed store.</summary>
