@@ -163,12 +163,12 @@ internal static unsafe class Int8VnniKernels
         var x = new X64Assembler();
         // rdi = the arguments. r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride,
         // r9 = B, r10 = panel stride, r11 = quads.
-        x.Load(Gpr.R8, new Memory(Gpr.Rdi, Displacement: 0));
-        x.Load(Gpr.R9, new Memory(Gpr.Rdi, Displacement: 8));
-        x.Load(Gpr.R10, new Memory(Gpr.Rdi, Displacement: 16));
-        x.Load(Gpr.R11, new Memory(Gpr.Rdi, Displacement: 24));
-        x.Load(Gpr.Rsi, new Memory(Gpr.Rdi, Displacement: 88));
-        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 96));
+        x.Load(Gpr.R8, Field(nameof(Arguments.A)));
+        x.Load(Gpr.R9, Field(nameof(Arguments.B)));
+        x.Load(Gpr.R10, Field(nameof(Arguments.PanelStride)));
+        x.Load(Gpr.R11, Field(nameof(Arguments.Quads)));
+        x.Load(Gpr.Rsi, Field(nameof(Arguments.ARowStride)));
+        x.Load(Gpr.Rdx, Field(nameof(Arguments.AQuadStride)));
         x.LoadAddress(Gpr.Rcx, new Memory(Gpr.Rsi, Gpr.Rsi, 2));
         x.Add(Gpr.Rcx, Gpr.R8);
         if (panels == 4) x.LoadAddress(Gpr.Rax, new Memory(Gpr.R10, Gpr.R10, 2)); // 3 x stride, for the fourth panel
@@ -193,17 +193,17 @@ internal static unsafe class Int8VnniKernels
         x.Decrement(Gpr.R11);
         x.JumpIfNotZero(loop);
 
-        x.Load(Gpr.Rcx, new Memory(Gpr.Rdi, Displacement: 32)); // C
-        x.Load(Gpr.Rdx, new Memory(Gpr.Rdi, Displacement: 40)); // its row stride
+        x.Load(Gpr.Rcx, Field(nameof(Arguments.C)));
+        x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
         if (stage != Int8VnniStage.Raw)
         {
             // The terms, now that A and B are done with: r8 = column terms, r9 = zero points, r10 = row factors,
             // r11 = scales, rsi = offsets.
-            x.Load(Gpr.R8, new Memory(Gpr.Rdi, Displacement: 48));
-            x.Load(Gpr.R9, new Memory(Gpr.Rdi, Displacement: 56));
-            x.Load(Gpr.R10, new Memory(Gpr.Rdi, Displacement: 64));
-            x.Load(Gpr.R11, new Memory(Gpr.Rdi, Displacement: 72));
-            x.Load(Gpr.Rsi, new Memory(Gpr.Rdi, Displacement: 80));
+            x.Load(Gpr.R8, Field(nameof(Arguments.ColumnTerms)));
+            x.Load(Gpr.R9, Field(nameof(Arguments.ColumnZeroPoints)));
+            x.Load(Gpr.R10, Field(nameof(Arguments.RowFactors)));
+            x.Load(Gpr.R11, Field(nameof(Arguments.Scales)));
+            x.Load(Gpr.Rsi, Field(nameof(Arguments.Offsets)));
         }
 
         // Rows 0..2 from rcx, rows 3..5 from rax = rcx + 3 x row stride.
@@ -243,6 +243,9 @@ internal static unsafe class Int8VnniKernels
     }
 
     private static int Accumulator(int row, int panel) => 4 * row + panel;
+
+    /// <summary>A field of the arguments, at rdi.</summary>
+    private static Memory Field(string name) => new(Gpr.Rdi, Displacement: (int)Marshal.OffsetOf<Arguments>(name));
 
     /// <summary>Row r of A at the current quad: r8, r8 + stride, r8 + 2 x stride, then the same from rcx (row 3).</summary>
     private static Memory RowOfA(int r) => (r % 3) switch
