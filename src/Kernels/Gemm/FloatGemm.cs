@@ -74,11 +74,8 @@ public static class FloatGemm
 {
     /// <summary>
     /// The kernel <see cref="Multiply(ReadOnlySpan{float}, int, PackedFloatMatrix, Span{float}, ReadOnlySpan{float}, int)"/>
-    /// and <see cref="PackedFloatRows.Pack"/> use: the best this CPU runs, unless a benchmark sets another to compare.
+    /// and <see cref="PackedFloatRows.Pack"/> use: AVX-512 where the CPU has it, else AVX2 + FMA, else the portable kernel.
     /// </summary>
-    internal static FloatKernelKind Kernel { get; set; } = BestKernel;
-
-    /// <summary>AVX-512 where the CPU has it, else AVX2 + FMA, else the portable kernel.</summary>
     internal static FloatKernelKind BestKernel =>
         Avx512F.IsSupported ? FloatKernelKind.Avx512 : Fma.IsSupported && Avx2.IsSupported ? FloatKernelKind.Avx2 : FloatKernelKind.Portable;
 
@@ -90,7 +87,7 @@ public static class FloatGemm
     /// <param name="bias">Empty, or N values added to every row.</param>
     /// <param name="degreeOfParallelism">Threads to use; 1 runs on the calling thread only.</param>
     public static void Multiply(ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1) =>
-        Multiply(Kernel, a, rows, b, c, bias, degreeOfParallelism);
+        Multiply(BestKernel, a, rows, b, c, bias, degreeOfParallelism);
 
     /// <summary>As above on the given kernel (tests compare the kernels through it).</summary>
     internal static unsafe void Multiply(FloatKernelKind kernel, ReadOnlySpan<float> a, int rows, PackedFloatMatrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1)
@@ -186,7 +183,7 @@ internal sealed class PackedFloatRows
 
     public static unsafe PackedFloatRows Pack(ReadOnlySpan<float> a, int rows, int depth, FloatKernelKind? kernel = null)
     {
-        var kind = kernel ?? FloatGemm.Kernel;
+        var kind = kernel ?? FloatGemm.BestKernel;
         fixed (float* pa = a)
         {
             var view = new GemmA(pa, rows, depth);

@@ -60,7 +60,7 @@ internal static class Int8OutputStage
         for (int j = 0; j < n; j++)
         {
             // A kernel that subtracted shiftA from Au summed shiftA x sum(Bkernel) too little.
-            perColumn[j] = depth * za * zb[j] - za * columnSums[j] + (kernelSums is null ? 0 : shiftA * kernelSums[j]);
+            perColumn[j] = ColumnTerm(depth, za, zb[j], columnSums[j]) + (kernelSums is null ? 0 : shiftA * kernelSums[j]);
             anyZb |= zb[j] != 0;
         }
         for (int m = 0; m < rows; m++)
@@ -239,7 +239,7 @@ internal static class Int8OutputStage
         if (quads)
         {
             int[] columnSums = b.StoredColumnSums;
-            for (int j = 0; j < n; j++) constant[j] = depth * zeroPointA * zb[j] - zeroPointA * columnSums[j];
+            for (int j = 0; j < n; j++) constant[j] = ColumnTerm(depth, zeroPointA, zb[j], columnSums[j]);
         }
         var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
         fixed (int* pacc = accumulators)
@@ -278,7 +278,7 @@ internal static class Int8OutputStage
         bool anyZb = false;
         for (int j = 0; j < n; j++)
         {
-            terms.ColumnTerms[j] = depth * za * zb[j] - za * sums[j];
+            terms.ColumnTerms[j] = ColumnTerm(depth, za, zb[j], sums[j]);
             terms.ColumnZeroPoints[j] = zb[j];
             anyZb |= zb[j] != 0;
         }
@@ -295,6 +295,13 @@ internal static class Int8OutputStage
         }
         return terms;
     }
+
+    /// <summary>
+    /// The part of <c>sum over K of (a - zA)(b - zB)</c> beyond <c>sum a b</c> that depends on the column only:
+    /// <c>K zA zB - zA sum b</c> (the row's part is <c>-zB sum a</c>). Wrapping int32 arithmetic, as the accumulators.
+    /// </summary>
+    private static int ColumnTerm(int depth, int zeroPointA, int zeroPointB, int columnSum) =>
+        unchecked(depth * zeroPointA * zeroPointB - zeroPointA * columnSum);
 
     /// <summary>Per column: scaleA x scaleB[n] and the bias (one value or N of each).</summary>
     private static (float[] Scales, float[] Offsets) ColumnScales(float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, int n)

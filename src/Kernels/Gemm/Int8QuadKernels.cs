@@ -135,8 +135,8 @@ internal readonly unsafe struct Int8QuadKernelAvx2 : IGemmKernel<int, byte, int>
 
 /// <summary>
 /// The quad micro-kernel on AVX-VNNI (<c>vpdpbusd</c>: four u8 x s8 products added into s32 without
-/// saturation). The packer stores B whole (no corrections) on such CPUs. (.NET 10 exposes AVX-512 VNNI
-/// only through this VEX form, so CPUs with AVX-512 VNNI but not AVX-VNNI take the AVX2 kernel.)
+/// saturation). The packer stores B whole (no corrections) on such CPUs. (.NET 10 has no intrinsic for the EVEX,
+/// AVX-512 form: CPUs with AVX-512 VNNI take <see cref="Jit.Int8VnniKernels"/>, assembled at run time, where they can.)
 /// </summary>
 internal readonly unsafe struct Int8QuadKernelVnni : IGemmKernel<int, byte, int>
 {

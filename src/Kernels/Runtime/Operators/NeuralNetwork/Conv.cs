@@ -126,11 +126,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
     private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, bool relu, int threads)
     {
         int pixels = g.OutputSize, depth = weights.Depth;
-        var (chunks, _) = ConvolutionPanels.Chunking(pixels, depth, threads);
-        // A small map (7 x 7: three panels and a one-pixel one) shares out unevenly by pixels: one chunk, its patches packed by
-        // all threads, and the GEMM's threads take row blocks (output channels) instead.
-        bool smallMap = threads > 1 && (pixels + ConvolutionPanels.PanelWidth - 1) / ConvolutionPanels.PanelWidth < 4 * threads;
-        if (smallMap) chunks = 1;
+        var (chunks, smallMap) = ConvolutionPanels.Chunking(pixels, depth, threads);
         bool parallel = threads > 1 && chunks > 1;
         for (int n = 0; n < batch; n++)
         {

@@ -169,16 +169,20 @@ internal static class ConvolutionPanels
     private static Vector256<float> Tail(int count) =>
         Vector256.LoadUnsafe(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(TailMasks), (nuint)(8 - count)).AsSingle();
 
-    /// <summary>Pixel chunks for one image: a multiple of the panel width, bounded in memory, and at least one per thread when worth it.</summary>
-    public static (int Chunks, int PixelsPerChunk) Chunking(int pixels, int depth, int threads)
+    /// <summary>
+    /// Pixel chunks for one image: whole panels, bounded in memory, a multiple of the thread count when worth it. A small map
+    /// at several threads (7 x 7: three panels and a one-pixel one, which split 2 : 1.5) is one chunk instead, whose patches
+    /// all threads pack and whose GEMM's threads share out row blocks (<c>ShareRows</c>).
+    /// </summary>
+    public static (int Chunks, bool ShareRows) Chunking(int pixels, int depth, int threads)
     {
         const long MaxPanelFloats = 1 << 18; // 1 MiB of panels per chunk
+        int panels = (pixels + PanelWidth - 1) / PanelWidth;
+        if (threads > 1 && panels < 4 * threads) return (1, true);
         int perChunk = (int)Math.Clamp(MaxPanelFloats / Math.Max(1, depth), PanelWidth, int.MaxValue);
         int chunks = (pixels + perChunk - 1) / perChunk;
-        // With several threads, a multiple of the thread count keeps them equally busy.
         if (threads > 1 && (long)pixels * depth >= 1 << 16) chunks = (Math.Max(chunks, threads) + threads - 1) / threads * threads;
-        perChunk = ((pixels + chunks - 1) / chunks + PanelWidth - 1) / PanelWidth * PanelWidth;
-        return ((pixels + perChunk - 1) / perChunk, perChunk);
+        return (Math.Min(chunks, panels), false);
     }
 
     /// <summary>
