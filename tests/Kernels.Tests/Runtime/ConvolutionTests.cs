@@ -27,6 +27,7 @@ public class ConvolutionTests
         new("3x3 pad 1, rows longer and shorter than a panel", [1, 4, 6, 37], [5, 4, 3, 3], 1, [1, 1], [1, 1, 1, 1], [1, 1]),
         new("3x3 stride 2 pad 1, wide rows", [1, 3, 9, 45], [6, 3, 3, 3], 1, [2, 2], [1, 1, 1, 1], [1, 1]),
         new("5x5 stride 2 dilated, pads past the row", [1, 2, 11, 40], [3, 2, 5, 5], 1, [2, 2], [4, 3, 4, 5], [1, 2]),
+        new("3x3 asymmetric pads on a map large enough for Winograd", [2, 6, 31, 26], [9, 6, 3, 3], 1, [1, 1], [1, 2, 0, 1], [1, 1]),
     ];
 
     public static TheoryData<string> Cases() => new(All.Select(c => c.Name));

@@ -12,7 +12,8 @@ namespace Quantize.Kernels.Runtime.Operators;
 /// </summary>
 [OnnxOperator("Conv", 1)]
 [OnnxOperator("Conv", 1, Planning.PlanBuilder.FusedDomain)]
-internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix[]? packedWeights, float[]? constantBias, PackedFloatRows? weightRows, int[]? takenWeightShape = null) : Operator
+internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix[]? packedWeights, float[]? constantBias, PackedFloatRows? weightRows, int[]? takenWeightShape = null,
+    WinogradConvolution? winograd = null) : Operator
 {
     /// <summary>Relu applied to the output as it is written (<see cref="Planning.ConvReluFusion"/>): <c>activation = "Relu"</c> on the fused node.</summary>
     private bool _relu;
@@ -54,9 +55,11 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                     if (biasValues is not null) rows[m * width + k] = biasValues[m];
                 }
                 int[] shape = w.ShapeArray;
+                // 3 x 3 layers may also run by Winograd's algorithm, on maps large enough (decided per run).
+                var winograd = WinogradConvolution.Fits(window, shape) ? WinogradConvolution.Create(w.AsSpan<float>(), shape[0], shape[1]) : null;
                 context.TakeConstantInput(1); // held once, packed
                 if (biasValues is not null) context.TakeConstantInput(2);
-                return new Conv(window, 1, null, biasValues, PackedFloatRows.Pack(rows, w.Shape[0], width), shape);
+                return new Conv(window, 1, null, biasValues, PackedFloatRows.Pack(rows, w.Shape[0], width), shape, winograd);
             }
             if (w.ElementType == TensorElementType.Float32 && !IsDepthwise((int)group, channelsPerGroup))
             {
@@ -106,6 +109,19 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         {
             Depthwise(g, xs, (float[])weights!.Buffer.Data, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
             if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(y.AsSpan<float>(), 0f, y.AsSpan<float>());
+            return;
+        }
+        if (winograd is not null && WinogradConvolution.Worth(g))
+        {
+            int inputImage = channels * g.InputSize, outputImage = outputs * g.OutputSize;
+            unsafe
+            {
+                fixed (float* source = xs, target = ys)
+                {
+                    for (int n = 0; n < batch; n++)
+                        winograd.Run(g, source + (long)n * inputImage, target + (long)n * outputImage, constantBias, _relu, call.Context.DegreeOfParallelism, vectors: true);
+                }
+            }
             return;
         }
         if (weightRows is not null)
