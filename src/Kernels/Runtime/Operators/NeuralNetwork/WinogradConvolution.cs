@@ -126,15 +126,21 @@ internal sealed unsafe class WinogradConvolution
         int panels = (tiles + PanelWidth - 1) / PanelWidth;
         int blockPanels = Math.Max(1, BlockBudget / Math.Max(Channels, Outputs) / PanelWidth);
         int blocks = (panels + blockPanels - 1) / blockPanels;
-        if (threads > 1) blocks = (Math.Max(blocks, threads) + threads - 1) / threads * threads;
-        blocks = Math.Min(blocks, panels);
         var layout = new Layout(g, tilesWide);
         float[] biasValues = bias.IsEmpty ? [] : bias.ToArray();
+        if (threads > 1 && panels < 4 * threads)
+        {
+            // Too few tiles to share out as blocks (a 14 x 14 map has 49): one block, each of its stages split over the threads.
+            RunBlock(layout, image, output, 0, tiles, biasValues, relu, vectors, threads);
+            return;
+        }
+        if (threads > 1) blocks = (Math.Max(blocks, threads) + threads - 1) / threads * threads;
+        blocks = Math.Min(blocks, panels);
         nint source = (nint)image, target = (nint)output;
         void Block(int block)
         {
             var (first, count) = ConvolutionPanels.ChunkRange(tiles, blocks, block);
-            if (count > 0) RunBlock(layout, (float*)source, (float*)target, first, count, biasValues, relu, vectors);
+            if (count > 0) RunBlock(layout, (float*)source, (float*)target, first, count, biasValues, relu, vectors, 1);
         }
         if (threads > 1 && blocks > 1) Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
         else for (int b = 0; b < blocks; b++) Block(b);
@@ -152,8 +158,12 @@ internal sealed unsafe class WinogradConvolution
         public int LineLength => 2 * TilesWide + 24;
     }
 
-    /// <summary>Tiles <c>[first, first + count)</c>: input transform, the 16 GEMMs, output transform.</summary>
-    private void RunBlock(in Layout layout, float* image, float* output, int first, int count, float[] bias, bool relu, bool vectors)
+    /// <summary>
+    /// Tiles <c>[first, first + count)</c>: input transform, the 16 GEMMs, output transform. With several
+    /// <paramref name="threads"/>, they split the channels of the input transform, the rows of each GEMM and the output
+    /// channels of the output transform.
+    /// </summary>
+    private void RunBlock(in Layout layout, float* image, float* output, int first, int count, float[] bias, bool relu, bool vectors, int threads)
     {
         int panels = (count + PanelWidth - 1) / PanelWidth;
         // One cache line more than the data per position: 16 streams a power of two apart would share L1 sets.
@@ -161,25 +171,46 @@ internal sealed unsafe class WinogradConvolution
         int lineLength = layout.LineLength;
         float[] transformed = ArrayPool<float>.Shared.Rent((int)(Positions * transformedStride) + 16);
         float[] products = ArrayPool<float>.Shared.Rent((int)(Positions * productStride));
-        float[] lines = ArrayPool<float>.Shared.Rent(4 * lineLength);
         try
         {
-            fixed (float* start = transformed, m = products, line = lines)
+            fixed (float* start = transformed, m = products)
             {
                 // The panels on a cache line, as PackedFloatMatrix keeps them.
                 float* v = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
-                TransformInput(layout, image, first, count, v, transformedStride, line, vectors);
+                var shape = layout;
+                nint from = (nint)image, to = (nint)output, transformedAt = (nint)v, productsAt = (nint)m;
+                Split(Channels, threads, (c0, c1) =>
+                {
+                    float[] lines = ArrayPool<float>.Shared.Rent(4 * lineLength);
+                    fixed (float* line = lines)
+                        TransformInput(shape, (float*)from, first, count, (float*)transformedAt, transformedStride, line, vectors, c0, c1);
+                    ArrayPool<float>.Shared.Return(lines);
+                });
                 for (int p = 0; p < Positions; p++)
-                    FloatGemm.Multiply(_weights[p], v + p * transformedStride, Channels, count, new Span<float>(m + p * productStride, (int)productStride), count);
-                TransformOutput(layout, m, productStride, count, first, output, bias, relu, vectors);
+                {
+                    FloatGemm.Multiply(_weights[p], v + p * transformedStride, Channels, count, new Span<float>(m + p * productStride, (int)productStride), count,
+                        threads, shareRows: true);
+                }
+                Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, count, first, (float*)to, bias, relu, vectors, m0, m1));
             }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(transformed);
             ArrayPool<float>.Shared.Return(products);
-            ArrayPool<float>.Shared.Return(lines);
         }
+    }
+
+    /// <summary><c>[0, count)</c> in <paramref name="threads"/> even ranges, run in parallel (or whole on this thread).</summary>
+    private static void Split(int count, int threads, Action<int, int> body)
+    {
+        if (threads <= 1 || count < 2)
+        {
+            body(0, count);
+            return;
+        }
+        int parts = Math.Min(threads, count);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => body((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts)));
     }
 
     /// <summary>
@@ -187,7 +218,7 @@ internal sealed unsafe class WinogradConvolution
     /// column). Per channel and run of tiles along a tile row: <c>Bt</c> down the four input rows (whole lines, the
     /// padding as zeros), then <c>B</c> across each tile's four columns.
     /// </summary>
-    private void TransformInput(in Layout layout, float* image, int first, int count, float* v, long stride, float* lines, bool vectors)
+    private void TransformInput(in Layout layout, float* image, int first, int count, float* v, long stride, float* lines, bool vectors, int channelStart, int channelEnd)
     {
         int lineLength = layout.LineLength, panelStride = Channels * PanelWidth;
         long plane = (long)layout.Height * layout.Width;
@@ -198,14 +229,15 @@ internal sealed unsafe class WinogradConvolution
         {
             float* lastPanel = v + (long)(count / PanelWidth) * panelStride;
             for (int p = 0; p < Positions; p++)
-                for (int c = 0; c < Channels; c++)
+                for (int c = channelStart; c < channelEnd; c++)
                     new Span<float>(lastPanel + p * stride + c * PanelWidth + tail, PanelWidth - tail).Clear();
         }
-        for (int c = 0; c < Channels; c++)
+        for (int c = channelStart; c < channelEnd; c++)
         {
             float* source = image + c * plane;
             float* row = v + c * PanelWidth;
-            bool lastChannel = c == Channels - 1;
+            // Whole-vector stores may spill onto the next channel's row: not past this range's (another thread's, or another panel).
+            bool lastChannel = c == channelEnd - 1;
             for (int t = first; t <= last;)
             {
                 int tileRow = t / layout.TilesWide, tileColumn = t % layout.TilesWide;
@@ -297,7 +329,7 @@ internal sealed unsafe class WinogradConvolution
     /// <see cref="ColumnTransformScalar"/> up to eight tiles at a time (even and odd columns deinterleaved, then shifted by
     /// one), never across a panel boundary. A run shorter than eight is stored whole: its extra lanes land on the next
     /// channel's row of the panel (written later, channels go in order) or on tiles of this row still to come, except
-    /// for the last channel, whose next row is another panel's first.
+    /// for the last channel of the caller's range, whose next row is another thread's or another panel's.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void ColumnTransformAvx2(float* lines, int lineLength, int tiles, float* row, long stride, int panelStride, int local, bool lastChannel)
@@ -354,11 +386,11 @@ internal sealed unsafe class WinogradConvolution
     /// <c>y10 = d0 + d1 + d2</c>, <c>y11 = d1 - d2 - d3</c>. Vectors take eight tiles of a row at a time (the last
     /// group writing only its columns); the scalar twin has the same order of operations.
     /// </summary>
-    private void TransformOutput(in Layout layout, float* products, long stride, int count, int first, float* output, float[] bias, bool relu, bool vectors)
+    private void TransformOutput(in Layout layout, float* products, long stride, int count, int first, float* output, float[] bias, bool relu, bool vectors, int outputStart, int outputEnd)
     {
         int outH = layout.OutputHeight, outW = layout.OutputWidth, last = first + count - 1;
         long plane = (long)outH * outW;
-        for (int m = 0; m < Outputs; m++)
+        for (int m = outputStart; m < outputEnd; m++)
         {
             float b = bias.Length == 0 ? 0f : bias[m];
             float* rows = products + (long)m * count;
