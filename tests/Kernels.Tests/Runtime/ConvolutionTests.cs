@@ -127,6 +127,8 @@ public class ConvolutionTests
     [InlineData(11, 9, 2, 3, 2, 1, 1, 2, 1, 0)]  // narrow rows: the scalar path
     [InlineData(9, 40, 3, 3, 2, 2, 1, 1, 1, 1)]  // ResNet's 3x3 stride 2 pad 1 on wide rows: eight outputs at a time
     [InlineData(6, 37, 2, 3, 1, 1, 1, 2, 0, 1)]  // stride 1, dilated
+    [InlineData(12, 45, 3, 2, 1, 2, 1, 1, 2, 1)]  // by rows: stride 2 along rows, pads wider than the window's overhang
+    [InlineData(5, 21, 3, 3, 2, 1, 1, 1, 1, 1)]  // by rows: stride 1 along rows, a last group of fewer than eight outputs
     public void Float_max_pool_matches_the_generic_path_with_nan(int height, int width, int kh, int kw, int sh, int sw, int dh, int dw, int padTop, int padLeft)
     {
         var random = new Random(3);
