@@ -122,6 +122,47 @@ public class FusionTests
             Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
     }
 
+    [Theory]
+    [InlineData(new[] { 1, 4, 20, 22 }, new[] { 6, 4, 3, 3 }, 1, 1, new[] { 1, 6, 20, 22 }, true)]  // Winograd
+    [InlineData(new[] { 2, 3, 9, 11 }, new[] { 8, 3, 3, 3 }, 1, 2, new[] { 2, 8, 5, 6 }, true)]    // patches by pixels
+    [InlineData(new[] { 1, 3, 9, 11 }, new[] { 8, 3, 3, 3 }, 1, 1, new[] { 1, 8, 9, 11 }, false)]  // no Relu after the Add
+    [InlineData(new[] { 1, 4, 7, 7 }, new[] { 4, 1, 3, 3 }, 4, 1, new[] { 1, 4, 7, 7 }, true)]     // depthwise
+    [InlineData(new[] { 1, 4, 7, 7 }, new[] { 6, 2, 3, 3 }, 2, 1, new[] { 1, 6, 7, 7 }, true)]     // grouped: the lowered path
+    [InlineData(new[] { 1, 4, 20, 22 }, new[] { 6, 4, 3, 3 }, 1, 1, new[] { 6, 1, 1 }, true)]      // a residual that broadcasts
+    public void Conv_then_add_then_relu_is_fused_and_matches_onnx_runtime(int[] inputShape, int[] weightShape, int group, int stride, int[] residualShape, bool relu)
+    {
+        var random = new Random(8);
+        float[] Values(int[] shape) => Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(_ => random.NextSingle() - 0.5f).ToArray();
+        float[] x = Values(inputShape), w = Values(weightShape), b = Values([weightShape[0]]), r = Values(residualShape);
+        var graph = new GraphProto { Name = "g" };
+        graph.Input.Add(Value("X", inputShape.Select(d => (long)d).ToArray()));
+        graph.Input.Add(Value("R", residualShape.Select(d => (long)d).ToArray()));
+        graph.Output.Add(new ValueInfoProto { Name = "Y", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        graph.Initializer.Add(Floats("W", weightShape.Select(d => (long)d).ToArray(), w));
+        graph.Initializer.Add(Floats("B", [weightShape[0]], b));
+        var conv = new NodeProto { OpType = "Conv", Name = "conv", Input = { "X", "W", "B" }, Output = { "c" } };
+        conv.Attribute.Add(new AttributeProto { Name = "pads", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 1, 1, 1 } });
+        conv.Attribute.Add(new AttributeProto { Name = "strides", Type = AttributeProto.Types.AttributeType.Ints, Ints = { stride, stride } });
+        conv.Attribute.Add(new AttributeProto { Name = "group", Type = AttributeProto.Types.AttributeType.Int, I = group });
+        graph.Node.AddRange([conv, new NodeProto { OpType = "Add", Name = "add", Input = { "R", "c" }, Output = { relu ? "s" : "Y" } }]);
+        if (relu) graph.Node.Add(new NodeProto { OpType = "Relu", Name = "relu", Input = { "s" }, Output = { "Y" } });
+        var proto = new ModelProto { IrVersion = 8, Graph = graph };
+        proto.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        byte[] model = proto.ToByteArray();
+
+        float[] expected = OnnxRuntimeY(model, ("X", x, inputShape), ("R", r, residualShape));
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var ours = ModelSession.Load(model, "conv_add_relu.onnx", new SessionOptions { Threads = threads });
+            Assert.Equal(["'conv' (Conv)"], ours.PlannedNodes);
+            float[] mine = ours.Run(new Dictionary<string, Tensor> { ["X"] = Tensor.Create(x, inputShape), ["R"] = Tensor.Create(r, residualShape) })["Y"].ToArray<float>();
+            Assert.Equal(expected.Length, mine.Length);
+            Assert.Equal(relu, mine.Contains(0f)); // the Relu acted, or there was none
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - mine[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"{i}: {mine[i]} vs {expected[i]}");
+        }
+    }
+
     /// <summary>Y = gelu(layernorm(X)) in elementary ops with Constant-node scalars, as PyTorch exports BERT (opset 14).</summary>
     private static ModelProto LayerNormGeluModel(int width, float[] gamma, float[] beta, float divisor, bool halfFirst)
     {

@@ -3,22 +3,22 @@ using Quantize.Kernels.Runtime.Operators;
 namespace Quantize.Kernels.Tests.Runtime;
 
 /// <summary>
-/// Winograd F(2 x 2, 3 x 3) against the direct definition in float64, on odd and even maps, asymmetric pads, blocks that
+/// Winograd F(2 x 2, 3 x 3) against the direct definition in float64 (with and without a residual added), on odd and even maps, asymmetric pads, blocks that
 /// end mid-row and mid-panel; its AVX2 transforms against their scalar twins; identical bits for every thread count.
 /// </summary>
 public class WinogradConvolutionTests
 {
     [Theory]
-    [InlineData(1, 1, 1, 1, 1, 1, 1, 1, false, false)]
-    [InlineData(3, 5, 4, 4, 0, 0, 0, 0, true, false)]
-    [InlineData(5, 7, 9, 11, 1, 1, 1, 1, true, true)]
-    [InlineData(16, 24, 20, 37, 1, 1, 1, 1, true, false)]
-    [InlineData(70, 9, 13, 30, 2, 0, 1, 2, false, true)]
-    [InlineData(33, 40, 28, 28, 1, 1, 1, 1, true, true)]
-    [InlineData(2, 3, 3, 50, 0, 2, 2, 0, true, false)]
-    [InlineData(64, 64, 17, 17, 1, 1, 1, 1, true, true)]
+    [InlineData(1, 1, 1, 1, 1, 1, 1, 1, false, false, false)]
+    [InlineData(3, 5, 4, 4, 0, 0, 0, 0, true, false, true)]
+    [InlineData(5, 7, 9, 11, 1, 1, 1, 1, true, true, true)]
+    [InlineData(16, 24, 20, 37, 1, 1, 1, 1, true, false, false)]
+    [InlineData(70, 9, 13, 30, 2, 0, 1, 2, false, true, true)]
+    [InlineData(33, 40, 28, 28, 1, 1, 1, 1, true, true, false)]
+    [InlineData(2, 3, 3, 50, 0, 2, 2, 0, true, false, true)]
+    [InlineData(64, 64, 17, 17, 1, 1, 1, 1, true, true, true)]
     public unsafe void Matches_the_direct_convolution_for_every_thread_count_and_its_scalar_twin(
-        int channels, int outputs, int height, int width, int padTop, int padLeft, int padBottom, int padRight, bool withBias, bool relu)
+        int channels, int outputs, int height, int width, int padTop, int padLeft, int padBottom, int padRight, bool withBias, bool relu, bool withResidual)
     {
         var random = new Random(channels * 31 + outputs * 7 + height + width);
         float[] x = Values(random, channels * height * width);
@@ -35,7 +35,8 @@ public class WinogradConvolutionTests
         g.Output[1] = height + padTop + padBottom - 2;
         g.Output[2] = width + padLeft + padRight - 2;
         Assert.True(WinogradConvolution.Computes(g));
-        double[] expected = Direct(x, w, bias, relu, channels, outputs, height, width, padTop, padLeft, g.Output[1], g.Output[2]);
+        float[]? residual = withResidual ? Values(random, outputs * g.Output[1] * g.Output[2]) : null;
+        double[] expected = Direct(x, w, bias, residual, relu, channels, outputs, height, width, padTop, padLeft, g.Output[1], g.Output[2]);
         var conv = WinogradConvolution.Create(w, outputs, channels);
         float[]? first = null;
         foreach (bool vectors in new[] { true, false })
@@ -43,8 +44,8 @@ public class WinogradConvolutionTests
             foreach (int threads in new[] { 1, 2, 3 })
             {
                 var y = Enumerable.Repeat(float.NaN, expected.Length).ToArray();
-                fixed (float* source = x, target = y)
-                    conv.Run(g, source, target, bias, relu, threads, vectors);
+                fixed (float* source = x, target = y, added = residual)
+                    conv.Run(g, source, target, bias, added, relu, threads, vectors);
                 for (int i = 0; i < expected.Length; i++)
                     Assert.True(Math.Abs(y[i] - expected[i]) <= 1e-4 * (1 + Math.Abs(expected[i])), $"element {i} (vectors {vectors}, threads {threads}): {y[i]} vs {expected[i]}");
                 if (first is null) first = y;
@@ -88,7 +89,7 @@ public class WinogradConvolutionTests
         Assert.False(WinogradConvolution.Worth(g));
     }
 
-    private static double[] Direct(float[] x, float[] w, float[] bias, bool relu, int channels, int outputs, int height, int width, int padTop, int padLeft, int outH, int outW)
+    private static double[] Direct(float[] x, float[] w, float[] bias, float[]? residual, bool relu, int channels, int outputs, int height, int width, int padTop, int padLeft, int outH, int outW)
     {
         var y = new double[outputs * outH * outW];
         for (int m = 0; m < outputs; m++)
@@ -104,7 +105,9 @@ public class WinogradConvolutionTests
                 if (ih < 0 || ih >= height || iw < 0 || iw >= width) continue;
                 sum += (double)x[(c * height + ih) * width + iw] * w[((m * channels + c) * 3 + kh) * 3 + kw];
             }
-            y[(m * outH + oh) * outW + ow] = relu ? Math.Max(sum, 0) : sum;
+            int o = (m * outH + oh) * outW + ow;
+            if (residual is not null) sum += residual[o];
+            y[o] = relu ? Math.Max(sum, 0) : sum;
         }
         return y;
     }

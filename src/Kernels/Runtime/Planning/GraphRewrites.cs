@@ -22,7 +22,7 @@ internal interface IConstantRewrite
 internal static class GraphRewrites
 {
     /// <summary>Registered rewrites. Each one leaves the graph valid and the outputs equal within float rounding.</summary>
-    internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion(), new MatMulAddFusion(), new GeluFusion(), new LayerNormalizationFusion(), new MaskedSoftmaxFusion(), new ConvReluFusion()];
+    internal static readonly List<IGraphRewrite> All = [new DynamicQuantizedMatMulFusion(), new MatMulAddFusion(), new GeluFusion(), new LayerNormalizationFusion(), new MaskedSoftmaxFusion(), new ConvAddFusion(), new ConvReluFusion()];
 
     /// <summary>
     /// Rewrites that read constants (folding them into new ones, or matching on their values), applied first:

@@ -81,13 +81,17 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         var x = call.Input(0);
         switch (x.ElementType)
         {
-            case TensorElementType.Float32: RunFloat(call, x, takenWeightShape ?? call.Input(1).ShapeArray, call.OptionalInput(1), call.OptionalInput(2)); break;
+            case TensorElementType.Float32: RunFloat(call, x, takenWeightShape ?? call.Input(1).ShapeArray, call.OptionalInput(1), call.OptionalInput(2), call.OptionalInput(3)); break;
             case TensorElementType.Float16: FloatWidening.Any(call, (c, _) => Run(c)); break;
             default: throw new NotSupportedException($"{call.Context.Node}: Conv of {x.ElementType.DisplayName()} is not supported.");
         }
     }
 
-    private void RunFloat(OperatorCall call, Tensor x, int[] weightShape, Tensor? weights, Tensor? b)
+    /// <summary>
+    /// float32 Conv; with <paramref name="residual"/> (input 3 of the fused node, <see cref="Planning.ConvAddFusion"/>)
+    /// the output is <c>Relu?(Conv(x) + residual)</c>, added while each chunk is in cache when the shapes are equal.
+    /// </summary>
+    private void RunFloat(OperatorCall call, Tensor x, int[] weightShape, Tensor? weights, Tensor? b, Tensor? residual)
     {
         var w = new WeightShape(weightShape);
         string node = call.Context.Node;
@@ -101,14 +105,35 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
         var g = window.Resolve(x.Shape[2..], window.KernelShape ?? w.ShapeArray[2..], node);
         if (g.KernelSize * channelsPerGroup * outputs != w.Length)
             throw new InvalidOperationException($"{node}: kernel_shape {Tensor.Format(window.KernelShape)} does not match weights of shape {Tensor.Format(w.Shape)}.");
-        var y = call.Output(0, TensorElementType.Float32, g.OutputShape(batch, outputs));
+        int[] shape = g.OutputShape(batch, outputs);
+        int threads = call.Context.DegreeOfParallelism;
+        if (residual is not null && residual.ElementType != TensorElementType.Float32)
+            throw new InvalidOperationException($"{node}: the residual added to the float32 Conv is {residual.ElementType.DisplayName()}.");
+        if (residual is not null && !residual.Shape.SequenceEqual(shape))
+        {
+            // A residual that broadcasts: the convolution alone, then Add and Relu as the two nodes did.
+            var alone = Tensor.Create(new float[Tensor.CountElements(shape)], shape);
+            Compute(g, x, outputs, weights, b, (float[])alone.Buffer.Data, null, false, threads);
+            var sum = call.Output(0, TensorElementType.Float32, Broadcast.Shape(shape, residual.Shape, node));
+            ElementwiseBinary.Run<float, AddFunction<float>>(alone, residual, sum, threads);
+            if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(sum.AsSpan<float>(), 0f, sum.AsSpan<float>());
+            return;
+        }
+        var y = call.Output(0, TensorElementType.Float32, shape);
+        Compute(g, x, outputs, weights, b, (float[])y.Buffer.Data, (float[]?)residual?.Buffer.Data, _relu, threads);
+    }
+
+    /// <summary>The convolution into <paramref name="ys"/>, plus <paramref name="sum"/> (same shape) if given, then Relu if asked.</summary>
+    private void Compute(WindowGeometry g, Tensor x, int outputs, Tensor? weights, Tensor? b, float[] ys, float[]? sum, bool relu, int threads)
+    {
+        int batch = x.Shape[0], channels = x.Shape[1];
+        int channelsPerGroup = channels / group, length = batch * outputs * g.OutputSize;
         float[]? bias = constantBias ?? b?.ToArray<float>();
         var xs = (float[])x.Buffer.Data;
-        var ys = (float[])y.Buffer.Data;
         if (IsDepthwise(group, channelsPerGroup))
         {
-            Depthwise(g, xs, (float[])weights!.Buffer.Data, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
-            if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(y.AsSpan<float>(), 0f, y.AsSpan<float>());
+            Depthwise(g, xs, (float[])weights!.Buffer.Data, bias, ys, batch, channels, outputs, threads);
+            AddAndRelu(ys.AsSpan(0, length), sum, relu);
             return;
         }
         if (winograd is not null && WinogradConvolution.Worth(g))
@@ -118,28 +143,41 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
             {
                 fixed (float* source = xs, target = ys)
                 {
-                    for (int n = 0; n < batch; n++)
-                        winograd.Run(g, source + (long)n * inputImage, target + (long)n * outputImage, constantBias, _relu, call.Context.DegreeOfParallelism, vectors: true);
+                    fixed (float* residual = sum)
+                    {
+                        for (int n = 0; n < batch; n++)
+                        {
+                            winograd.Run(g, source + (long)n * inputImage, target + (long)n * outputImage, constantBias,
+                                residual is null ? null : residual + (long)n * outputImage, relu, threads, vectors: true);
+                        }
+                    }
                 }
             }
             return;
         }
         if (weightRows is not null)
         {
-            ByPixels(g, xs, weightRows, ys, batch, channels, outputs, constantBias is not null, _relu, call.Context.DegreeOfParallelism);
+            ByPixels(g, xs, weightRows, ys, sum, batch, channels, outputs, constantBias is not null, relu, threads);
             return;
         }
         var packed = packedWeights ?? Enumerable.Range(0, group)
             .Select(i => ConvolutionLowering.PackConvWeights(weights!.AsSpan<float>(), i, outputs / group, channelsPerGroup, g.KernelSize)).ToArray();
-        Lowered(g, xs, packed, bias, ys, batch, channels, outputs, call.Context.DegreeOfParallelism);
-        if (_relu) System.Numerics.Tensors.TensorPrimitives.Max(y.AsSpan<float>(), 0f, y.AsSpan<float>());
+        Lowered(g, xs, packed, bias, ys, batch, channels, outputs, threads);
+        AddAndRelu(ys.AsSpan(0, length), sum, relu);
+    }
+
+    /// <summary>The fused residual and Relu over a whole output: the same operations as the Add and Relu nodes.</summary>
+    private static void AddAndRelu(Span<float> y, float[]? sum, bool relu)
+    {
+        if (sum is not null) System.Numerics.Tensors.TensorPrimitives.Add(y, sum.AsSpan(0, y.Length), y);
+        if (relu) System.Numerics.Tensors.TensorPrimitives.Max(y, 0f, y);
     }
 
     /// <summary>
     /// Output channels x pixels on the packed weights (<see cref="ConvolutionPanels"/>): per image, pixel chunks of the
     /// patch matrix are written as B panels and multiplied into the NCHW output; chunks run on separate threads.
     /// </summary>
-    private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, int batch, int channels, int outputs, bool bias, bool relu, int threads)
+    private static unsafe void ByPixels(WindowGeometry g, float[] x, PackedFloatRows weights, float[] y, float[]? sum, int batch, int channels, int outputs, bool bias, bool relu, int threads)
     {
         int pixels = g.OutputSize, depth = weights.Depth;
         var (chunks, smallMap) = ConvolutionPanels.Chunking(pixels, depth, threads);
@@ -174,13 +212,15 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                         }
                         FloatGemm.Multiply(weights, target, depth, count, y.AsSpan(output + first), pixels, gemmThreads, shareRows: smallMap);
                     }
-                    if (relu)
+                    if (relu || sum is not null)
                     {
-                        // While the chunk's rows are still in cache; the same max(x, 0) as the Relu operator.
+                        // While the chunk's rows are still in cache; the same x + residual and max(x, 0) as the Add and Relu operators.
                         for (int m = 0; m < outputs; m++)
                         {
-                            var row = y.AsSpan(output + m * pixels + first, count);
-                            System.Numerics.Tensors.TensorPrimitives.Max(row, 0f, row);
+                            int at = output + m * pixels + first;
+                            var row = y.AsSpan(at, count);
+                            if (sum is not null) System.Numerics.Tensors.TensorPrimitives.Add(row, sum.AsSpan(at, count), row);
+                            if (relu) System.Numerics.Tensors.TensorPrimitives.Max(row, 0f, row);
                         }
                     }
                 }

@@ -115,10 +115,11 @@ internal sealed unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// One image: <paramref name="image"/> is <c>[channels, H, W]</c>, <paramref name="output"/> <c>[outputs, OH, OW]</c>.
+    /// One image: <paramref name="image"/> is <c>[channels, H, W]</c>, <paramref name="output"/> <c>[outputs, OH, OW]</c>, and
+    /// <paramref name="residual"/>, when not null, is added to it (the fused Add of a residual block), before Relu.
     /// <paramref name="vectors"/> picks the AVX2 transforms or their scalar twins (identical results).
     /// </summary>
-    public void Run(WindowGeometry g, float* image, float* output, ReadOnlySpan<float> bias, bool relu, int threads, bool vectors)
+    public void Run(WindowGeometry g, float* image, float* output, ReadOnlySpan<float> bias, float* residual, bool relu, int threads, bool vectors)
     {
         if (!Computes(g)) throw new ArgumentException("Winograd F(2x2, 3x3) computes 2-D 3 x 3 windows with unit strides and dilations.", nameof(g));
         vectors &= Avx2.IsSupported;
@@ -131,16 +132,16 @@ internal sealed unsafe class WinogradConvolution
         if (threads > 1 && panels < 4 * threads)
         {
             // Too few tiles to share out as blocks (a 14 x 14 map has 49): one block, each of its stages split over the threads.
-            RunBlock(layout, image, output, 0, tiles, biasValues, relu, vectors, threads);
+            RunBlock(layout, image, output, residual, 0, tiles, biasValues, relu, vectors, threads);
             return;
         }
         if (threads > 1) blocks = (Math.Max(blocks, threads) + threads - 1) / threads * threads;
         blocks = Math.Min(blocks, panels);
-        nint source = (nint)image, target = (nint)output;
+        nint source = (nint)image, target = (nint)output, added = (nint)residual;
         void Block(int block)
         {
             var (first, count) = ConvolutionPanels.ChunkRange(tiles, blocks, block);
-            if (count > 0) RunBlock(layout, (float*)source, (float*)target, first, count, biasValues, relu, vectors, 1);
+            if (count > 0) RunBlock(layout, (float*)source, (float*)target, (float*)added, first, count, biasValues, relu, vectors, 1);
         }
         if (threads > 1 && blocks > 1) Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
         else for (int b = 0; b < blocks; b++) Block(b);
@@ -163,7 +164,7 @@ internal sealed unsafe class WinogradConvolution
     /// <paramref name="threads"/>, they split the channels of the input transform, the rows of each GEMM and the output
     /// channels of the output transform.
     /// </summary>
-    private void RunBlock(in Layout layout, float* image, float* output, int first, int count, float[] bias, bool relu, bool vectors, int threads)
+    private void RunBlock(in Layout layout, float* image, float* output, float* residual, int first, int count, float[] bias, bool relu, bool vectors, int threads)
     {
         int panels = (count + PanelWidth - 1) / PanelWidth;
         // One cache line more than the data per position: 16 streams a power of two apart would share L1 sets.
@@ -178,7 +179,7 @@ internal sealed unsafe class WinogradConvolution
                 // The panels on a cache line, as PackedFloatMatrix keeps them.
                 float* v = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
                 var shape = layout;
-                nint from = (nint)image, to = (nint)output, transformedAt = (nint)v, productsAt = (nint)m;
+                nint from = (nint)image, to = (nint)output, added = (nint)residual, transformedAt = (nint)v, productsAt = (nint)m;
                 Split(Channels, threads, (c0, c1) =>
                 {
                     float[] lines = ArrayPool<float>.Shared.Rent(4 * lineLength);
@@ -191,7 +192,7 @@ internal sealed unsafe class WinogradConvolution
                     FloatGemm.Multiply(_weights[p], v + p * transformedStride, Channels, count, new Span<float>(m + p * productStride, (int)productStride), count,
                         threads, shareRows: true);
                 }
-                Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, count, first, (float*)to, bias, relu, vectors, m0, m1));
+                Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, count, first, (float*)to, (float*)added, bias, relu, vectors, m0, m1));
             }
         }
         finally
@@ -381,12 +382,14 @@ internal sealed unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// <c>Y = At M A</c> per output channel and tile, plus the bias, then Relu if asked, into the NCHW output. With
+    /// <c>Y = At M A</c> per output channel and tile, plus the bias, plus the residual if given (same layout as the
+    /// output), then Relu if asked, into the NCHW output: the operations, in order, of the Conv, Add and Relu nodes. With
     /// <c>s_j = M0j + M1j + M2j</c> and <c>d_j = M1j - M2j - M3j</c>: <c>y00 = s0 + s1 + s2</c>, <c>y01 = s1 - s2 - s3</c>,
     /// <c>y10 = d0 + d1 + d2</c>, <c>y11 = d1 - d2 - d3</c>. Vectors take eight tiles of a row at a time (the last
     /// group writing only its columns); the scalar twin has the same order of operations.
     /// </summary>
-    private void TransformOutput(in Layout layout, float* products, long stride, int count, int first, float* output, float[] bias, bool relu, bool vectors, int outputStart, int outputEnd)
+    private void TransformOutput(in Layout layout, float* products, long stride, int count, int first, float* output, float* residual, float[] bias, bool relu,
+        bool vectors, int outputStart, int outputEnd)
     {
         int outH = layout.OutputHeight, outW = layout.OutputWidth, last = first + count - 1;
         long plane = (long)outH * outW;
@@ -394,13 +397,14 @@ internal sealed unsafe class WinogradConvolution
         {
             float b = bias.Length == 0 ? 0f : bias[m];
             float* rows = products + (long)m * count;
-            float* target = output + m * plane;
             for (int t = first; t <= last;)
             {
                 int tileRow = t / layout.TilesWide, tileColumn = t % layout.TilesWide;
                 int tilesInRow = Math.Min(layout.TilesWide - tileColumn, last + 1 - t);
                 int y = 2 * tileRow;
-                float* top = target + (long)y * outW, bottom = y + 1 < outH ? top + outW : null;
+                long at = m * plane + (long)y * outW;
+                var top = new OutputRow(output + at, residual is null ? null : residual + at);
+                var bottom = y + 1 < outH ? new OutputRow(top.Target + outW, residual is null ? null : top.Residual + outW) : default;
                 int k = 0;
                 if (vectors)
                 {
@@ -408,7 +412,7 @@ internal sealed unsafe class WinogradConvolution
                     for (; k < tilesInRow; k += 8)
                     {
                         int x = 2 * (tileColumn + k);
-                        OutputTilesAvx2(rows + (t - first) + k, stride, b, relu, top + x, bottom is null ? null : bottom + x, Math.Min(16, Math.Min(outW - x, 2 * (tilesInRow - k))));
+                        OutputTilesAvx2(rows + (t - first) + k, stride, b, relu, top.At(x), bottom.At(x), Math.Min(16, Math.Min(outW - x, 2 * (tilesInRow - k))));
                     }
                 }
                 for (; k < tilesInRow; k++)
@@ -418,8 +422,18 @@ internal sealed unsafe class WinogradConvolution
         }
     }
 
-    /// <summary>One tile's outputs from its 16 products (<paramref name="stride"/> apart); <paramref name="bottom"/> null past the map's last row.</summary>
-    internal static void OutputTileScalar(float* products, long stride, float bias, bool relu, float* top, float* bottom, int x, int width)
+    /// <summary>Where a row of outputs goes and its residual (null without one); a null target past the map's last row.</summary>
+    internal readonly struct OutputRow(float* target, float* residual)
+    {
+        public float* Target { get; } = target;
+
+        public float* Residual { get; } = residual;
+
+        public OutputRow At(int x) => Target is null ? default : new(Target + x, Residual is null ? null : Residual + x);
+    }
+
+    /// <summary>One tile's outputs from its 16 products (<paramref name="stride"/> apart), at columns <c>x, x + 1</c> of the two rows.</summary>
+    internal static void OutputTileScalar(float* products, long stride, float bias, bool relu, OutputRow top, OutputRow bottom, int x, int width)
     {
         Span<float> s = stackalloc float[4], d = stackalloc float[4];
         for (int j = 0; j < 4; j++)
@@ -427,22 +441,23 @@ internal sealed unsafe class WinogradConvolution
             s[j] = products[j * stride] + products[(4 + j) * stride] + products[(8 + j) * stride];
             d[j] = products[(4 + j) * stride] - products[(8 + j) * stride] - products[(12 + j) * stride];
         }
-        top[x] = Finish(s[0] + s[1] + s[2], bias, relu);
-        if (x + 1 < width) top[x + 1] = Finish(s[1] - s[2] - s[3], bias, relu);
-        if (bottom is null) return;
-        bottom[x] = Finish(d[0] + d[1] + d[2], bias, relu);
-        if (x + 1 < width) bottom[x + 1] = Finish(d[1] - d[2] - d[3], bias, relu);
+        Finish(top, x, s[0] + s[1] + s[2], bias, relu);
+        if (x + 1 < width) Finish(top, x + 1, s[1] - s[2] - s[3], bias, relu);
+        if (bottom.Target is null) return;
+        Finish(bottom, x, d[0] + d[1] + d[2], bias, relu);
+        if (x + 1 < width) Finish(bottom, x + 1, d[1] - d[2] - d[3], bias, relu);
     }
 
-    private static float Finish(float value, float bias, bool relu)
+    private static void Finish(OutputRow row, int x, float value, float bias, bool relu)
     {
         float y = value + bias;
-        return relu ? MathF.Max(y, 0f) : y;
+        if (row.Residual is not null) y += row.Residual[x];
+        row.Target[x] = relu ? MathF.Max(y, 0f) : y;
     }
 
     /// <summary><see cref="OutputTileScalar"/> for eight tiles of one row, their outputs interleaved into the first <paramref name="columns"/> of sixteen columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void OutputTilesAvx2(float* products, long stride, float bias, bool relu, float* top, float* bottom, int columns)
+    internal static void OutputTilesAvx2(float* products, long stride, float bias, bool relu, OutputRow top, OutputRow bottom, int columns)
     {
         var b = Vector256.Create(bias);
         var s0 = Vector256.Load(products) + Vector256.Load(products + 4 * stride) + Vector256.Load(products + 8 * stride);
@@ -450,7 +465,7 @@ internal sealed unsafe class WinogradConvolution
         var s2 = Vector256.Load(products + 2 * stride) + Vector256.Load(products + 6 * stride) + Vector256.Load(products + 10 * stride);
         var s3 = Vector256.Load(products + 3 * stride) + Vector256.Load(products + 7 * stride) + Vector256.Load(products + 11 * stride);
         StorePairs(s0 + s1 + s2 + b, s1 - s2 - s3 + b, relu, top, columns);
-        if (bottom is null) return;
+        if (bottom.Target is null) return;
         var d0 = Vector256.Load(products + 4 * stride) - Vector256.Load(products + 8 * stride) - Vector256.Load(products + 12 * stride);
         var d1 = Vector256.Load(products + 5 * stride) - Vector256.Load(products + 9 * stride) - Vector256.Load(products + 13 * stride);
         var d2 = Vector256.Load(products + 6 * stride) - Vector256.Load(products + 10 * stride) - Vector256.Load(products + 14 * stride);
@@ -458,28 +473,41 @@ internal sealed unsafe class WinogradConvolution
         StorePairs(d0 + d1 + d2 + b, d1 - d2 - d3 + b, relu, bottom, columns);
     }
 
-    /// <summary>Left and right outputs of eight tiles as sixteen consecutive floats.</summary>
+    /// <summary>Left and right outputs of eight tiles as sixteen consecutive floats (the first <paramref name="columns"/> of them), plus the residual, then Relu.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StorePairs(Vector256<float> left, Vector256<float> right, bool relu, float* target, int columns)
+    private static void StorePairs(Vector256<float> left, Vector256<float> right, bool relu, OutputRow row, int columns)
     {
-        if (relu)
-        {
-            left = Vector256.Max(left, Vector256<float>.Zero);
-            right = Vector256.Max(right, Vector256<float>.Zero);
-        }
         var low = Avx.UnpackLow(left, right);   // l0 r0 l1 r1 | l4 r4 l5 r5
         var high = Avx.UnpackHigh(left, right); // l2 r2 l3 r3 | l6 r6 l7 r7
         var first = Avx.Permute2x128(low, high, 0x20);
         var second = Avx.Permute2x128(low, high, 0x31);
+        float* pairs = stackalloc float[16];
+        if (row.Residual is not null)
+        {
+            float* residual = row.Residual;
+            if (columns < 16)
+            {
+                // Only the columns that exist: the residual may end right after them.
+                new Span<float>(pairs, 16).Clear();
+                new ReadOnlySpan<float>(residual, columns).CopyTo(new Span<float>(pairs, 16));
+                residual = pairs;
+            }
+            first += Vector256.Load(residual);
+            second += Vector256.Load(residual + 8);
+        }
+        if (relu)
+        {
+            first = Vector256.Max(first, Vector256<float>.Zero);
+            second = Vector256.Max(second, Vector256<float>.Zero);
+        }
         if (columns == 16)
         {
-            Vector256.Store(first, target);
-            Vector256.Store(second, target + 8);
+            Vector256.Store(first, row.Target);
+            Vector256.Store(second, row.Target + 8);
             return;
         }
-        float* pairs = stackalloc float[16];
         Vector256.Store(first, pairs);
         Vector256.Store(second, pairs + 8);
-        for (int j = 0; j < columns; j++) target[j] = pairs[j];
+        for (int j = 0; j < columns; j++) row.Target[j] = pairs[j];
     }
 }
