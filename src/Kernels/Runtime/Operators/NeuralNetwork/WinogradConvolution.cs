@@ -161,8 +161,8 @@ internal sealed unsafe class WinogradConvolution
 
     /// <summary>
     /// Tiles <c>[first, first + count)</c>: input transform, the 16 GEMMs, output transform. With several
-    /// <paramref name="threads"/>, they split the channels of the input transform, the rows of each GEMM and the output
-    /// channels of the output transform.
+    /// <paramref name="threads"/>, they split the channels of the input transform, the 16 GEMMs and the output channels
+    /// of the output transform.
     /// </summary>
     private void RunBlock(in Layout layout, float* image, float* output, float* residual, int first, int count, float[] bias, bool relu, bool vectors, int threads)
     {
@@ -187,11 +187,15 @@ internal sealed unsafe class WinogradConvolution
                         TransformInput(shape, (float*)from, first, count, (float*)transformedAt, transformedStride, line, vectors, c0, c1);
                     ArrayPool<float>.Shared.Return(lines);
                 });
-                for (int p = 0; p < Positions; p++)
+                // Threads take whole positions' GEMMs: one fork for the sixteen rather than one each.
+                Split(Positions, threads, (p0, p1) =>
                 {
-                    FloatGemm.Multiply(_weights[p], v + p * transformedStride, Channels, count, new Span<float>(m + p * productStride, (int)productStride), count,
-                        threads, shareRows: true);
-                }
+                    for (int p = p0; p < p1; p++)
+                    {
+                        FloatGemm.Multiply(_weights[p], (float*)transformedAt + p * transformedStride, Channels, count,
+                            new Span<float>((float*)productsAt + p * productStride, (int)productStride), count);
+                    }
+                });
                 Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, count, first, (float*)to, (float*)added, bias, relu, vectors, m0, m1));
             }
         }
