@@ -75,6 +75,21 @@ public class Int8VnniKernelTests
         { "prefetcht0 [r9+r10*2+512]", "43 0f 18 8c 51 00 02 00 00" },
         { "prefetcht0 [r9+rax+512]", "41 0f 18 8c 01 00 02 00 00" },
         { "prefetcht0 [rcx+64]", "0f 18 49 40" },
+        { "push rbx", "53" },
+        { "push rbp", "55" },
+        { "push r12", "41 54" },
+        { "push r15", "41 57" },
+        { "pop r15", "41 5f" },
+        { "pop rbx", "5b" },
+        { "pop r13", "41 5d" },
+        { "pop rbp", "5d" },
+        { "mov r8, r12", "4d 89 e0" },
+        { "mov r10, r15", "4d 89 fa" },
+        { "mov rcx, r13", "4c 89 e9" },
+        { "add r12, rbx", "49 01 dc" },
+        { "add r13, rbp", "49 01 ed" },
+        { "add r15, 24", "49 83 c7 18" },
+        { "dec r14", "49 ff ce" },
     };
 
     [Theory]
@@ -198,6 +213,8 @@ public class Int8VnniKernelTests
             case "vzeroupper": x.ZeroUpper(); break;
             case "prefetcht0": x.Prefetch(Address(operands[0])); break;
             case "ret": x.Return(); break;
+            case "push": x.Push(Register(operands[0])); break;
+            case "pop": x.Pop(Register(operands[0])); break;
             case "vmovdqu32" when operands[0].StartsWith('['): x.StoreVector(Address(operands[0]), Vector(operands[1])); break;
             case "vmovdqu32": x.LoadVector(Vector(operands[0]), Address(operands[1])); break;
             case "vpbroadcastd": x.BroadcastInt32(Vector(operands[0]), Address(operands[1])); break;

@@ -98,6 +98,7 @@ internal static unsafe class Int8VnniGemm
                     arguments.PanelStride = panelStride;
                     arguments.ARowStride = inPlace ? k : 4;
                     arguments.AQuadStride = inPlace ? 4 : 4 * rows;
+                    arguments.ATileStride = inPlace ? (long)rows * k : (long)aBlock * sizeof(int);
                     for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
                     {
                         int mc = Math.Min(mBlock, rowEnd - row0);
@@ -117,33 +118,42 @@ internal static unsafe class Int8VnniGemm
                                 arguments.Scales = terms.Scales + (stage == Int8VnniStage.Float ? panel * Width : 0);
                                 arguments.Offsets = terms.Offsets + (stage == Int8VnniStage.Float ? panel * Width : 0);
                             }
+                            if (columns == groupPanels * Width)
+                            {
+                                // The whole tiles in one call (the kernel loops over them), then the rows left over.
+                                arguments.RowStride = (long)n * sizeof(int);
+                                arguments.CTileStride = rows * arguments.RowStride;
+                                for (int r = 0; r < mc; r += rows)
+                                {
+                                    int tileRows = Math.Min(rows, mc - r);
+                                    arguments.Tiles = tileRows == rows ? (mc - r) / rows : 1;
+                                    arguments.C = c + (long)(row0 + r) * n + panel * Width;
+                                    arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
+                                    if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
+                                    r += (int)(arguments.Tiles - 1) * rows;
+                                }
+                                continue;
+                            }
                             for (int r = 0; r < mc; r += rows)
                             {
+                                // A tile short of columns goes through a scratch tile: the partial sums in, the stage's output out.
+                                const int scratchWidth = maxPanels * Width;
                                 int tileRows = Math.Min(rows, mc - r);
                                 int* tile = c + (long)(row0 + r) * n + panel * Width;
+                                if (accumulate)
+                                {
+                                    for (int i = 0; i < tileRows; i++)
+                                        new ReadOnlySpan<int>(tile + (long)i * n, columns).CopyTo(new Span<int>(edge + i * scratchWidth, columns));
+                                }
+                                arguments.Tiles = 1;
+                                arguments.C = edge;
+                                arguments.RowStride = scratchWidth * sizeof(int);
                                 arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
                                 if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
-                                if (columns == groupPanels * Width)
-                                {
-                                    arguments.C = tile;
-                                    arguments.RowStride = (long)n * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
-                                }
-                                else
-                                {
-                                    // A tile short of columns goes through a scratch tile: the partial sums in, the stage's output out.
-                                    const int scratchWidth = maxPanels * Width;
-                                    if (accumulate)
-                                    {
-                                        for (int i = 0; i < tileRows; i++)
-                                            new ReadOnlySpan<int>(tile + (long)i * n, columns).CopyTo(new Span<int>(edge + i * scratchWidth, columns));
-                                    }
-                                    arguments.C = edge;
-                                    arguments.RowStride = scratchWidth * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
-                                    for (int i = 0; i < tileRows; i++)
-                                        new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
-                                }
+                                Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
+                                for (int i = 0; i < tileRows; i++)
+                                    new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
                             }
                         }
                     }

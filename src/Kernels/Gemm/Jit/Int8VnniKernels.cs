@@ -25,7 +25,7 @@ internal enum Int8VnniStage
 /// <para>
 /// Registers: zmm0..23 accumulate (row r, panel p in zmm(4r + p)), zmm24..27 hold a quad of the panels, zmm28/29 a
 /// broadcast quad of A. Arguments come in one struct (<see cref="Arguments"/>), its address in rdi (System V ABI);
-/// only caller-saved registers are used.
+/// the tile loop keeps its state in callee-saved registers, which it pushes and pops.
 /// </para>
 /// </summary>
 internal static unsafe class Int8VnniKernels
@@ -77,6 +77,15 @@ internal static unsafe class Int8VnniKernels
 
         /// <summary>Bytes between quads of a row of A: 24 when packed, 4 in place.</summary>
         public long AQuadStride;
+
+        /// <summary>Row tiles to run, one below the other (at least 1): A, C and the row factors advance after each.</summary>
+        public long Tiles;
+
+        /// <summary>Bytes from one row tile of A to the next.</summary>
+        public long ATileStride;
+
+        /// <summary>Bytes from one row tile of C to the next.</summary>
+        public long CTileStride;
     }
 
     /// <summary>Raw, then Int32 and Float each without and with B's zero points (symmetric weights need no row factors).</summary>
@@ -95,8 +104,8 @@ internal static unsafe class Int8VnniKernels
     public static bool IsSupported => Kernels is not null;
 
     /// <summary>
-    /// C tile (6 rows x 16 <paramref name="panels"/> columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B)
-    /// over <see cref="Arguments.Quads"/> quads of K.
+    /// For each of <see cref="Arguments.Tiles"/> row tiles: C tile (<paramref name="rows"/> rows x 16 <paramref name="panels"/>
+    /// columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B) over <see cref="Arguments.Quads"/> quads of K.
     /// </summary>
     public static void Multiply(Arguments* arguments, int rows, int panels, bool accumulate, Int8VnniStage stage, bool zeroPointsB) =>
         Kernels![Index(rows, panels, accumulate, StageCode(stage, zeroPointsB))](arguments);
@@ -157,13 +166,29 @@ internal static unsafe class Int8VnniKernels
         return kernels;
     }
 
-    /// <summary>The machine code of one kernel: the first <paramref name="rows"/> rows of a tile (internal for the tests).</summary>
+    /// <summary>
+    /// The machine code of one kernel: <see cref="Arguments.Tiles"/> tiles of the first <paramref name="rows"/> rows of a
+    /// tile each (internal for the tests). Looping over the row tiles here rather than calling once per tile keeps the
+    /// group of panels hot in L1 and saves a call, a struct fill and the register set-up per tile.
+    /// </summary>
     internal static byte[] Emit(int rows, int panels, bool accumulate, Int8VnniStage stage, bool zeroPointsB)
     {
         var x = new X64Assembler();
-        // rdi = the arguments. r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride,
-        // r9 = B, r10 = panel stride, r11 = quads.
-        x.Load(Gpr.R8, Field(nameof(Arguments.A)));
+        // Across tiles (callee-saved, so pushed): r12 = A's tile, r13 = C's tile, r14 = tiles left, r15 = the tile's row
+        // factors, rbx / rbp = the A / C tile strides.
+        Gpr[] saved = [Gpr.Rbx, Gpr.Rbp, Gpr.R12, Gpr.R13, Gpr.R14, Gpr.R15];
+        foreach (var register in saved) x.Push(register);
+        x.Load(Gpr.R12, Field(nameof(Arguments.A)));
+        x.Load(Gpr.R13, Field(nameof(Arguments.C)));
+        x.Load(Gpr.R14, Field(nameof(Arguments.Tiles)));
+        x.Load(Gpr.R15, Field(nameof(Arguments.RowFactors)));
+        x.Load(Gpr.Rbx, Field(nameof(Arguments.ATileStride)));
+        x.Load(Gpr.Rbp, Field(nameof(Arguments.CTileStride)));
+
+        int tile = x.Position;
+        // Per tile: r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride, r9 = B, r10 = panel
+        // stride, r11 = quads (the output stage reuses them, so they are reloaded).
+        x.Move(Gpr.R8, Gpr.R12);
         x.Load(Gpr.R9, Field(nameof(Arguments.B)));
         x.Load(Gpr.R10, Field(nameof(Arguments.PanelStride)));
         x.Load(Gpr.R11, Field(nameof(Arguments.Quads)));
@@ -193,7 +218,7 @@ internal static unsafe class Int8VnniKernels
         x.Decrement(Gpr.R11);
         x.JumpIfNotZero(loop);
 
-        x.Load(Gpr.Rcx, Field(nameof(Arguments.C)));
+        x.Move(Gpr.Rcx, Gpr.R13);
         x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
         if (stage != Int8VnniStage.Raw)
         {
@@ -201,7 +226,7 @@ internal static unsafe class Int8VnniKernels
             // r11 = scales, rsi = offsets.
             x.Load(Gpr.R8, Field(nameof(Arguments.ColumnTerms)));
             x.Load(Gpr.R9, Field(nameof(Arguments.ColumnZeroPoints)));
-            x.Load(Gpr.R10, Field(nameof(Arguments.RowFactors)));
+            x.Move(Gpr.R10, Gpr.R15);
             x.Load(Gpr.R11, Field(nameof(Arguments.Scales)));
             x.Load(Gpr.Rsi, Field(nameof(Arguments.Offsets)));
         }
@@ -237,6 +262,14 @@ internal static unsafe class Int8VnniKernels
                 x.StoreVector(target, c);
             }
         }
+
+        x.Add(Gpr.R12, Gpr.Rbx);
+        x.Add(Gpr.R13, Gpr.Rbp);
+        x.Add(Gpr.R15, (sbyte)(4 * Rows));
+        x.Decrement(Gpr.R14);
+        x.JumpIfNotZero(tile);
+
+        for (int i = saved.Length - 1; i >= 0; i--) x.Pop(saved[i]);
         x.ZeroUpper();
         x.Return();
         return x.ToArray();

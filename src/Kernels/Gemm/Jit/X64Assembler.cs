@@ -97,6 +97,20 @@ internal sealed class X64Assembler
         ModRmMemory(1, memory, displacementScale: 1);
     }
 
+    /// <summary><c>push src</c> (64-bit): saves a callee-saved register.</summary>
+    public void Push(Gpr source)
+    {
+        if ((int)source >= 8) code.Add(0x41); // REX.B
+        code.Add((byte)(0x50 + ((int)source & 7)));
+    }
+
+    /// <summary><c>pop dst</c> (64-bit).</summary>
+    public void Pop(Gpr destination)
+    {
+        if ((int)destination >= 8) code.Add(0x41);
+        code.Add((byte)(0x58 + ((int)destination & 7)));
+    }
+
     /// <summary><c>ret</c>.</summary>
     public void Return() => code.Add(0xC3);
 
