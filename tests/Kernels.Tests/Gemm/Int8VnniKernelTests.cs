@@ -90,6 +90,10 @@ public class Int8VnniKernelTests
         { "add r13, rbp", "49 01 ed" },
         { "add r15, 24", "49 83 c7 18" },
         { "dec r14", "49 ff ce" },
+        { "prefetchw [r13]", "41 0f 0d 4d 00" },
+        { "prefetchw [r13+rdx+64]", "41 0f 0d 4c 15 40" },
+        { "prefetchw [rax+rdx*2+192]", "0f 0d 8c 50 c0 00 00 00" },
+        { "prefetchw [rcx]", "0f 0d 09" },
     };
 
     [Theory]
@@ -212,6 +216,7 @@ public class Int8VnniKernelTests
             case "dec": x.Decrement(Register(operands[0])); break;
             case "vzeroupper": x.ZeroUpper(); break;
             case "prefetcht0": x.Prefetch(Address(operands[0])); break;
+            case "prefetchw": x.PrefetchForWrite(Address(operands[0])); break;
             case "ret": x.Return(); break;
             case "push": x.Push(Register(operands[0])); break;
             case "pop": x.Pop(Register(operands[0])); break;

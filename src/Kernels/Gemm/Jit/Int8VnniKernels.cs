@@ -186,6 +186,16 @@ internal static unsafe class Int8VnniKernels
         x.Load(Gpr.Rbp, Field(nameof(Arguments.CTileStride)));
 
         int tile = x.Position;
+        // The tile of C, fetched writable now (a tile's products take a microsecond or so) so that the output stage's
+        // stores and adds find it in cache rather than wait on L3 or memory: 4% on 512 x 768 x 3072, more when the
+        // cache is shared with other work.
+        x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
+        x.LoadAddress(Gpr.Rax, new Memory(Gpr.Rdx, Gpr.Rdx, 2));
+        x.Add(Gpr.Rax, Gpr.R13);
+        for (int r = 0; r < rows; r++)
+        {
+            for (int p = 0; p < panels; p++) x.PrefetchForWrite(TileOfC(r, Gpr.R13, p));
+        }
         // Per tile: r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride, r9 = B, r10 = panel
         // stride, r11 = quads (the output stage reuses them, so they are reloaded).
         x.Move(Gpr.R8, Gpr.R12);
@@ -236,13 +246,11 @@ internal static unsafe class Int8VnniKernels
         x.Add(Gpr.Rax, Gpr.Rcx);
         for (int r = 0; r < rows; r++)
         {
-            Gpr row = r < 3 ? Gpr.Rcx : Gpr.Rax;
-            int step = r % 3;
             if (zeroPointsB) x.BroadcastInt32(24, new Memory(Gpr.R10, Displacement: 4 * r));
             for (int p = 0; p < panels; p++)
             {
                 int c = Accumulator(r, p);
-                var target = step == 0 ? new Memory(row, Displacement: 64 * p) : new Memory(row, Gpr.Rdx, step, 64 * p);
+                var target = TileOfC(r, Gpr.Rcx, p);
                 if (accumulate) x.AddInt32(c, c, target);
                 if (stage != Int8VnniStage.Raw)
                 {
@@ -276,6 +284,13 @@ internal static unsafe class Int8VnniKernels
     }
 
     private static int Accumulator(int row, int panel) => 4 * row + panel;
+
+    /// <summary>Row r, panel p of the C tile at <paramref name="tile"/>: rows 3..5 from rax = tile + 3 x row stride (rdx).</summary>
+    private static Memory TileOfC(int r, Gpr tile, int p) => (r % 3) switch
+    {
+        0 => new Memory(r < 3 ? tile : Gpr.Rax, Displacement: 64 * p),
+        var step => new Memory(r < 3 ? tile : Gpr.Rax, Gpr.Rdx, step, 64 * p),
+    };
 
     /// <summary>A field of the arguments, at rdi.</summary>
     private static Memory Field(string name) => new(Gpr.Rdi, Displacement: (int)Marshal.OffsetOf<Arguments>(name));

@@ -88,13 +88,21 @@ internal sealed class X64Assembler
     }
 
     /// <summary><c>prefetcht0 [memory]</c>: fetch the line into every cache level.</summary>
-    public void Prefetch(Memory memory)
+    public void Prefetch(Memory memory) => Prefetch(0x18, 1, memory);
+
+    /// <summary>
+    /// <c>prefetchw [memory]</c>: fetch the line in a writable state, so a later store does not wait for it (PRFCHW, which
+    /// every AVX-512 VNNI CPU has; older Intel CPUs run the opcode as a no-op).
+    /// </summary>
+    public void PrefetchForWrite(Memory memory) => Prefetch(0x0D, 1, memory);
+
+    private void Prefetch(byte opcode, int hint, Memory memory)
     {
         int baseRegister = (int)memory.Base, index = (int)(memory.Index ?? 0);
         if (baseRegister >= 8 || index >= 8) Rex(w: false, reg: 0, index: index, rm: baseRegister);
         code.Add(0x0F);
-        code.Add(0x18);
-        ModRmMemory(1, memory, displacementScale: 1);
+        code.Add(opcode);
+        ModRmMemory(hint, memory, displacementScale: 1);
     }
 
     /// <summary><c>push src</c> (64-bit): saves a callee-saved register.</summary>
