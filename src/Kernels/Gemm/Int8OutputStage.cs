@@ -273,17 +273,24 @@ internal static class Int8OutputStage
     {
         if (b.Correction is not null || b.Format != Int8PackFormat.Quads) throw new ArgumentException("Only quads without corrections.", nameof(b));
         int n = b.Columns, flip = signedA ? 128 : 0, za = zeroPointA + flip;
-        var terms = new Jit.Int8VnniTerms(stage, rows, n);
-        int[] zb = b.StoredZeroPoints, sums = b.StoredColumnSums;
-        bool anyZb = false;
-        for (int j = 0; j < n; j++)
+        var columns = b.VnniColumns;
+        if (columns is null || columns.ZeroPointA != za)
         {
-            terms.ColumnTerms[j] = ColumnTerm(depth, za, zb[j], sums[j]);
-            terms.ColumnZeroPoints[j] = zb[j];
-            anyZb |= zb[j] != 0;
+            int[] zb = b.StoredZeroPoints, sums = b.StoredColumnSums;
+            var columnTerms = new int[Jit.Int8VnniColumns.PaddedLength(n)];
+            var zeroPoints = new int[columnTerms.Length];
+            bool anyZb = false;
+            for (int j = 0; j < n; j++)
+            {
+                columnTerms[j] = ColumnTerm(b.Depth, za, zb[j], sums[j]);
+                zeroPoints[j] = zb[j];
+                anyZb |= zb[j] != 0;
+            }
+            columns = new Jit.Int8VnniColumns(za, columnTerms, zeroPoints, anyZb);
+            b.VnniColumns = columns;
         }
-        terms.HasZeroPointsB = anyZb;
-        if (anyZb)
+        var terms = new Jit.Int8VnniTerms(stage, columns, rows);
+        if (columns.HasZeroPointsB)
         {
             for (int m = 0; m < rows; m++) terms.RowFactors[m] = -(RowSum(a.Slice(m * depth, depth), signedA) + flip * depth);
         }

@@ -179,6 +179,28 @@ public class Int8VnniKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    public void One_matrix_serves_calls_with_other_zero_points_and_signs_of_A(int zeroPointB)
+    {
+        if (!Int8VnniKernels.IsSupported) Assert.Skip("This CPU (or system) has no AVX-512 VNNI.");
+        // The per-column terms are kept on the matrix for the last zero point of A: each call must still get its own.
+        int m = 13, k = 72, n = 70;
+        var random = new Random(5 + zeroPointB);
+        byte[] a = Bytes(random, m * k);
+        byte[] w = Bytes(random, k * n);
+        var packed = PackedInt8Matrix.Pack(w.Select(v => (sbyte)v).ToArray(), k, n, [zeroPointB]);
+        foreach (var (zeroPointA, signedA) in new[] { (128, false), (3, false), (128, false), (3, true), (-5, true), (3, false) })
+        {
+            var expected = new int[m * n];
+            Int8Gemm.MultiplyReference(a, signedA, m, k, zeroPointA, w, true, n, [zeroPointB], expected);
+            var actual = new int[m * n];
+            Int8Gemm.MultiplyInt32(a, m, zeroPointA, signedA, packed, actual, 1);
+            Assert.Equal(expected, actual);
+        }
+    }
+
     [Fact]
     public void The_extreme_operands_stay_exact()
     {

@@ -175,31 +175,53 @@ internal static unsafe class Int8VnniGemm
 /// </summary>
 internal sealed class Int8VnniTerms
 {
-    public Int8VnniTerms(Int8VnniStage stage, int rows, int columns)
+    public Int8VnniTerms(Int8VnniStage stage, Int8VnniColumns columns, int rows)
     {
         Stage = stage;
-        int paddedColumns = (columns + 63) / 64 * 64;
-        ColumnTerms = new int[paddedColumns];
-        ColumnZeroPoints = new int[paddedColumns];
-        RowFactors = new int[(rows + Int8VnniKernels.Rows - 1) / Int8VnniKernels.Rows * Int8VnniKernels.Rows];
-        Scales = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
-        Offsets = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
+        Columns = columns;
+        // Symmetric weights need no row factors: the kernels never read them.
+        RowFactors = columns.HasZeroPointsB ? new int[(rows + Int8VnniKernels.Rows - 1) / Int8VnniKernels.Rows * Int8VnniKernels.Rows] : [];
+        Scales = stage == Int8VnniStage.Float ? new float[columns.Terms.Length] : null;
+        Offsets = stage == Int8VnniStage.Float ? new float[columns.Terms.Length] : null;
     }
 
     public Int8VnniStage Stage { get; }
 
+    public Int8VnniColumns Columns { get; }
+
     /// <summary>False when every zero point of B is 0 (symmetric weights): the kernels skip the row factors.</summary>
-    public bool HasZeroPointsB { get; set; }
+    public bool HasZeroPointsB => Columns.HasZeroPointsB;
 
-    public int[] ColumnTerms { get; }
+    public int[] ColumnTerms => Columns.Terms;
 
-    public int[] ColumnZeroPoints { get; }
+    public int[] ColumnZeroPoints => Columns.ZeroPoints;
 
     public int[] RowFactors { get; }
 
     public float[]? Scales { get; }
 
     public float[]? Offsets { get; }
+}
+
+/// <summary>
+/// The per-column half of <see cref="Int8VnniTerms"/> for one matrix and one zero point of A (as the kernels see it, int8 A
+/// flipped): read-only once made, so <see cref="PackedInt8Matrix"/> keeps it for the next call with the same zero point.
+/// </summary>
+internal sealed class Int8VnniColumns(int zeroPointA, int[] terms, int[] zeroPoints, bool hasZeroPointsB)
+{
+    /// <summary>The zero point of A the terms are for.</summary>
+    public int ZeroPointA { get; } = zeroPointA;
+
+    /// <summary>Per column, padded to a multiple of 64: the integer term added to every row.</summary>
+    public int[] Terms { get; } = terms;
+
+    /// <summary>Per column, padded to a multiple of 64: B's stored zero point.</summary>
+    public int[] ZeroPoints { get; } = zeroPoints;
+
+    public bool HasZeroPointsB { get; } = hasZeroPointsB;
+
+    /// <summary>The padded length for <paramref name="columns"/> columns.</summary>
+    public static int PaddedLength(int columns) => (columns + 63) / 64 * 64;
 }
 
 /// <summary>The pinned addresses of an <see cref="Int8VnniTerms"/>, for the threads.</summary>
