@@ -294,12 +294,7 @@ internal static class Int8OutputStage
         {
             for (int m = 0; m < rows; m++) terms.RowFactors[m] = -(RowSum(a.Slice(m * depth, depth), signedA) + flip * depth);
         }
-        if (stage == Jit.Int8VnniStage.Float)
-        {
-            var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
-            scales.CopyTo(terms.Scales!, 0);
-            offsets.CopyTo(terms.Offsets!, 0);
-        }
+        if (stage == Jit.Int8VnniStage.Float) ColumnScales(scaleA, scaleB, bias, n, terms.Scales, terms.Offsets);
         return terms;
     }
 
@@ -315,12 +310,18 @@ internal static class Int8OutputStage
     {
         var scales = new float[n];
         var offsets = new float[n];
+        ColumnScales(scaleA, scaleB, bias, n, scales, offsets);
+        return (scales, offsets);
+    }
+
+    /// <summary>The same into the first N values of <paramref name="scales"/> and <paramref name="offsets"/>.</summary>
+    private static void ColumnScales(float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, int n, Span<float> scales, Span<float> offsets)
+    {
         for (int j = 0; j < n; j++)
         {
             scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
             offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
         }
-        return (scales, offsets);
     }
 
     /// <summary>One row: <c>c[j] = (float)(acc[j] + constant[j] + zb[j] x factor) x scales[j] + offsets[j]</c>.</summary>
