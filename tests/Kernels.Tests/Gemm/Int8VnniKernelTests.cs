@@ -90,6 +90,8 @@ public class Int8VnniKernelTests
         { "add r13, rbp", "49 01 ed" },
         { "add r15, 24", "49 83 c7 18" },
         { "dec r14", "49 ff ce" },
+        { "test r11, r11", "4d 85 db" },
+        { "test rax, rax", "48 85 c0" },
         { "prefetchw [r13]", "41 0f 0d 4d 00" },
         { "prefetchw [r13+rdx+64]", "41 0f 0d 4c 15 40" },
         { "prefetchw [rax+rdx*2+192]", "0f 0d 8c 50 c0 00 00 00" },
@@ -115,6 +117,18 @@ public class Int8VnniKernelTests
         x.JumpIfNotZero(target);
         // jnz rel32 measured from the end of its 6 bytes: back over itself and the 3-byte dec.
         Assert.Equal("c3 49 ff cb 0f 85 f7 ff ff ff", string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
+    }
+
+    [Fact]
+    public void A_forward_jump_lands_where_its_target_is_set()
+    {
+        var x = new X64Assembler();
+        int displacementAt = x.JumpIfZeroForward();
+        x.Decrement(Gpr.R11);
+        x.SetJumpTarget(displacementAt);
+        x.Return();
+        // jz rel32 measured from the end of its 6 bytes: over the 3-byte dec to the ret.
+        Assert.Equal("0f 84 03 00 00 00 49 ff cb c3", string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
     }
 
     public static TheoryData<int, int, int> Shapes() => new()
@@ -236,6 +250,7 @@ public class Int8VnniKernelTests
             case "add" when int.TryParse(operands[1], out int immediate): x.Add(Register(operands[0]), (sbyte)immediate); break;
             case "add": x.Add(Register(operands[0]), Register(operands[1])); break;
             case "dec": x.Decrement(Register(operands[0])); break;
+            case "test": x.Test(Register(operands[0]), Register(operands[1])); break;
             case "vzeroupper": x.ZeroUpper(); break;
             case "prefetcht0": x.Prefetch(Address(operands[0])); break;
             case "prefetchw": x.PrefetchForWrite(Address(operands[0])); break;

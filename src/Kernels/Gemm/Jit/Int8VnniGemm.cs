@@ -94,7 +94,7 @@ internal static unsafe class Int8VnniGemm
                     int aBlock = Int8QuadPacking.RowBlockLength(kc);
                     bool accumulate = k0 > 0;
                     var stage = k0 + kc >= k ? terms.Stage : Int8VnniStage.Raw;
-                    arguments.Quads = (kc + 3) / 4;
+                    arguments.SetQuads((kc + 3) / 4);
                     arguments.PanelStride = panelStride;
                     arguments.ARowStride = inPlace ? k : 4;
                     arguments.AQuadStride = inPlace ? 4 : 4 * rows;

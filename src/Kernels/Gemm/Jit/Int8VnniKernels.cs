@@ -48,8 +48,11 @@ internal static unsafe class Int8VnniKernels
 
         public long PanelStride;
 
-        /// <summary>Quads of K to multiply (at least 1).</summary>
-        public long Quads;
+        /// <summary>Quads of K to multiply before the C tile is prefetched (see <see cref="SetQuads"/>); may be 0.</summary>
+        public long QuadsBeforeC;
+
+        /// <summary>Quads of K to multiply after it (at least 1).</summary>
+        public long QuadsAfterC;
 
         /// <summary>The tile: int32 sums, or floats after <see cref="Int8VnniStage.Float"/> (partial sums of earlier K blocks are int32).</summary>
         public int* C;
@@ -86,7 +89,26 @@ internal static unsafe class Int8VnniKernels
 
         /// <summary>Bytes from one row tile of C to the next.</summary>
         public long CTileStride;
+
+        /// <summary>
+        /// Sets the quads of K to multiply (at least 1): all but the last <see cref="CPrefetchQuads"/> of them before the
+        /// C tile is prefetched.
+        /// </summary>
+        public void SetQuads(long quads)
+        {
+            QuadsAfterC = Math.Min(quads, CPrefetchQuads);
+            QuadsBeforeC = quads - QuadsAfterC;
+        }
     }
+
+    /// <summary>
+    /// How many quads before the end of a tile's products its C lines are prefetched for writing (a few hundred
+    /// nanoseconds): early enough for them to arrive from L3 or memory, late enough not to meet the B stream at the tile's
+    /// start or be pushed out of L1 by it. In-process against prefetching at the tile's start: 1.5% on 512 x 768 x 3072,
+    /// about 0.5% on the 128-row shapes; 16 to 96 quads all did about as well, and not prefetching C at all was 1.5%
+    /// slower than the tile's start.
+    /// </summary>
+    public const int CPrefetchQuads = 32;
 
     /// <summary>Raw, then Int32 and Float each without and with B's zero points (symmetric weights need no row factors).</summary>
     private const int Stages = 5;
@@ -105,7 +127,7 @@ internal static unsafe class Int8VnniKernels
 
     /// <summary>
     /// For each of <see cref="Arguments.Tiles"/> row tiles: C tile (<paramref name="rows"/> rows x 16 <paramref name="panels"/>
-    /// columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B) over <see cref="Arguments.Quads"/> quads of K.
+    /// columns at <see cref="Arguments.C"/>) = stage((accumulate ? C : 0) + A x B) over the quads of K (<see cref="Arguments.SetQuads"/>).
     /// </summary>
     public static void Multiply(Arguments* arguments, int rows, int panels, bool accumulate, Int8VnniStage stage, bool zeroPointsB) =>
         Kernels![Index(rows, panels, accumulate, StageCode(stage, zeroPointsB))](arguments);
@@ -186,22 +208,11 @@ internal static unsafe class Int8VnniKernels
         x.Load(Gpr.Rbp, Field(nameof(Arguments.CTileStride)));
 
         int tile = x.Position;
-        // The tile of C, fetched writable now (a tile's products take a microsecond or so) so that the output stage's
-        // stores and adds find it in cache rather than wait on L3 or memory: 4% on 512 x 768 x 3072, more when the
-        // cache is shared with other work.
-        x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
-        x.LoadAddress(Gpr.Rax, new Memory(Gpr.Rdx, Gpr.Rdx, 2));
-        x.Add(Gpr.Rax, Gpr.R13);
-        for (int r = 0; r < rows; r++)
-        {
-            for (int p = 0; p < panels; p++) x.PrefetchForWrite(TileOfC(r, Gpr.R13, p));
-        }
         // Per tile: r8 = A's row 0, rcx = its row 3, rsi = A's row stride, rdx = its quad stride, r9 = B, r10 = panel
         // stride, r11 = quads (the output stage reuses them, so they are reloaded).
         x.Move(Gpr.R8, Gpr.R12);
         x.Load(Gpr.R9, Field(nameof(Arguments.B)));
         x.Load(Gpr.R10, Field(nameof(Arguments.PanelStride)));
-        x.Load(Gpr.R11, Field(nameof(Arguments.Quads)));
         x.Load(Gpr.Rsi, Field(nameof(Arguments.ARowStride)));
         x.Load(Gpr.Rdx, Field(nameof(Arguments.AQuadStride)));
         x.LoadAddress(Gpr.Rcx, new Memory(Gpr.Rsi, Gpr.Rsi, 2));
@@ -213,20 +224,27 @@ internal static unsafe class Int8VnniKernels
             for (int p = 0; p < panels; p++) x.Xor(Accumulator(r, p), Accumulator(r, p), Accumulator(r, p));
         }
 
-        int loop = x.Position;
-        for (int p = 0; p < panels; p++) x.LoadVector(24 + p, Panel(p));
-        for (int p = 0; p < panels; p++) x.Prefetch(Panel(p) with { Displacement = PrefetchDistance });
+        x.Load(Gpr.R11, Field(nameof(Arguments.QuadsBeforeC)));
+        x.Test(Gpr.R11, Gpr.R11);
+        int skip = x.JumpIfZeroForward();
+        EmitQuadLoop(x, rows, panels);
+        x.SetJumpTarget(skip);
+
+        // The tile of C, fetched writable before the last quads (CPrefetchQuads) so that the output stage's stores and
+        // adds find it in cache rather than wait on L3 or memory. rdx and rax are the loop's: kept on the stack meanwhile.
+        x.Push(Gpr.Rdx);
+        x.Push(Gpr.Rax);
+        x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
+        x.LoadAddress(Gpr.Rax, new Memory(Gpr.Rdx, Gpr.Rdx, 2));
+        x.Add(Gpr.Rax, Gpr.R13);
         for (int r = 0; r < rows; r++)
         {
-            int a = 28 + (r & 1); // two broadcast registers, so a row's broadcast need not wait for the previous row's products
-            x.BroadcastInt32(a, RowOfA(r));
-            for (int p = 0; p < panels; p++) x.DotProductUnsignedSigned(Accumulator(r, p), a, 24 + p);
+            for (int p = 0; p < panels; p++) x.PrefetchForWrite(TileOfC(r, Gpr.R13, p));
         }
-        x.Add(Gpr.R8, Gpr.Rdx);
-        x.Add(Gpr.Rcx, Gpr.Rdx);
-        x.Add(Gpr.R9, (sbyte)64);
-        x.Decrement(Gpr.R11);
-        x.JumpIfNotZero(loop);
+        x.Pop(Gpr.Rax);
+        x.Pop(Gpr.Rdx);
+        x.Load(Gpr.R11, Field(nameof(Arguments.QuadsAfterC)));
+        EmitQuadLoop(x, rows, panels);
 
         x.Move(Gpr.Rcx, Gpr.R13);
         x.Load(Gpr.Rdx, Field(nameof(Arguments.RowStride)));
@@ -281,6 +299,28 @@ internal static unsafe class Int8VnniKernels
         x.ZeroUpper();
         x.Return();
         return x.ToArray();
+    }
+
+    /// <summary>
+    /// r11 quads (at least 1) of the tile's products: per quad, the panels' vectors, a prefetch of each panel eight quads
+    /// ahead, then per row a broadcast quad of A and one <c>vpdpbusd</c> per panel.
+    /// </summary>
+    private static void EmitQuadLoop(X64Assembler x, int rows, int panels)
+    {
+        int loop = x.Position;
+        for (int p = 0; p < panels; p++) x.LoadVector(24 + p, Panel(p));
+        for (int p = 0; p < panels; p++) x.Prefetch(Panel(p) with { Displacement = PrefetchDistance });
+        for (int r = 0; r < rows; r++)
+        {
+            int a = 28 + (r & 1); // two broadcast registers, so a row's broadcast need not wait for the previous row's products
+            x.BroadcastInt32(a, RowOfA(r));
+            for (int p = 0; p < panels; p++) x.DotProductUnsignedSigned(Accumulator(r, p), a, 24 + p);
+        }
+        x.Add(Gpr.R8, Gpr.Rdx);
+        x.Add(Gpr.Rcx, Gpr.Rdx);
+        x.Add(Gpr.R9, (sbyte)64);
+        x.Decrement(Gpr.R11);
+        x.JumpIfNotZero(loop);
     }
 
     private static int Accumulator(int row, int panel) => 4 * row + panel;

@@ -78,6 +78,33 @@ internal sealed class X64Assembler
         ModRmRegister(1, (int)destination);
     }
 
+    /// <summary><c>test a, b</c> (64-bit registers): ZF when <c>a &amp; b</c> is zero.</summary>
+    public void Test(Gpr left, Gpr right)
+    {
+        Rex(w: true, reg: (int)right, index: 0, rm: (int)left);
+        code.Add(0x85);
+        ModRmRegister((int)right, (int)left);
+    }
+
+    /// <summary>
+    /// <c>jz</c> forward with a 32-bit displacement, its target not yet known: returns where the displacement is, for
+    /// <see cref="SetJumpTarget"/>.
+    /// </summary>
+    public int JumpIfZeroForward()
+    {
+        code.Add(0x0F);
+        code.Add(0x84);
+        Int32(0);
+        return code.Count - 4;
+    }
+
+    /// <summary>Points the forward jump whose displacement is at <paramref name="displacementAt"/> to <see cref="Position"/>.</summary>
+    public void SetJumpTarget(int displacementAt)
+    {
+        int displacement = code.Count - (displacementAt + 4);
+        for (int i = 0; i < 4; i++) code[displacementAt + i] = (byte)(displacement >> (8 * i));
+    }
+
     /// <summary><c>jnz target</c> with a 32-bit displacement, to an earlier or later <see cref="Position"/>.</summary>
     public void JumpIfNotZero(int target)
     {
