@@ -120,18 +120,17 @@ internal static unsafe class Int8VnniGemm
                             }
                             if (columns == groupPanels * Width)
                             {
-                                // The whole tiles in one call (the kernel loops over them), then the rows left over.
                                 arguments.RowStride = (long)n * sizeof(int);
                                 arguments.CTileStride = rows * arguments.RowStride;
-                                for (int r = 0; r < mc; r += rows)
+                                for (int r = 0, tileRows; r < mc; r += (int)arguments.Tiles * tileRows)
                                 {
-                                    int tileRows = Math.Min(rows, mc - r);
-                                    arguments.Tiles = tileRows == rows ? (mc - r) / rows : 1;
+                                    // Every whole tile in one call (the kernel loops over them), then the rows left over as one tile.
+                                    tileRows = Math.Min(rows, mc - r);
+                                    arguments.Tiles = (mc - r) / tileRows;
                                     arguments.C = c + (long)(row0 + r) * n + panel * Width;
                                     arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
                                     if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
                                     Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
-                                    r += (int)(arguments.Tiles - 1) * rows;
                                 }
                                 continue;
                             }
