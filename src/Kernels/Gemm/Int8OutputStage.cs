@@ -273,26 +273,28 @@ internal static class Int8OutputStage
     {
         if (b.Correction is not null || b.Format != Int8PackFormat.Quads) throw new ArgumentException("Only quads without corrections.", nameof(b));
         int n = b.Columns, flip = signedA ? 128 : 0, za = zeroPointA + flip;
-        var terms = new Jit.Int8VnniTerms(stage, rows, n);
-        int[] zb = b.StoredZeroPoints, sums = b.StoredColumnSums;
-        bool anyZb = false;
-        for (int j = 0; j < n; j++)
+        var columns = b.VnniColumns;
+        if (columns is null || columns.ZeroPointA != za)
         {
-            terms.ColumnTerms[j] = ColumnTerm(depth, za, zb[j], sums[j]);
-            terms.ColumnZeroPoints[j] = zb[j];
-            anyZb |= zb[j] != 0;
+            int[] zb = b.StoredZeroPoints, sums = b.StoredColumnSums;
+            var columnTerms = new int[Jit.Int8VnniColumns.PaddedLength(n)];
+            var zeroPoints = new int[columnTerms.Length];
+            bool anyZb = false;
+            for (int j = 0; j < n; j++)
+            {
+                columnTerms[j] = ColumnTerm(b.Depth, za, zb[j], sums[j]);
+                zeroPoints[j] = zb[j];
+                anyZb |= zb[j] != 0;
+            }
+            columns = new Jit.Int8VnniColumns(za, columnTerms, zeroPoints, anyZb);
+            b.VnniColumns = columns;
         }
-        terms.HasZeroPointsB = anyZb;
-        if (anyZb)
+        var terms = new Jit.Int8VnniTerms(stage, columns, rows);
+        if (columns.HasZeroPointsB)
         {
             for (int m = 0; m < rows; m++) terms.RowFactors[m] = -(RowSum(a.Slice(m * depth, depth), signedA) + flip * depth);
         }
-        if (stage == Jit.Int8VnniStage.Float)
-        {
-            var (scales, offsets) = ColumnScales(scaleA, scaleB, bias, n);
-            scales.CopyTo(terms.Scales!, 0);
-            offsets.CopyTo(terms.Offsets!, 0);
-        }
+        if (stage == Jit.Int8VnniStage.Float) ColumnScales(scaleA, scaleB, bias, n, terms.Scales, terms.Offsets);
         return terms;
     }
 
@@ -308,12 +310,18 @@ internal static class Int8OutputStage
     {
         var scales = new float[n];
         var offsets = new float[n];
+        ColumnScales(scaleA, scaleB, bias, n, scales, offsets);
+        return (scales, offsets);
+    }
+
+    /// <summary>The same into the first N values of <paramref name="scales"/> and <paramref name="offsets"/>.</summary>
+    private static void ColumnScales(float scaleA, ReadOnlySpan<float> scaleB, ReadOnlySpan<float> bias, int n, Span<float> scales, Span<float> offsets)
+    {
         for (int j = 0; j < n; j++)
         {
             scales[j] = scaleA * (scaleB.Length == 1 ? scaleB[0] : scaleB[j]);
             offsets[j] = bias.IsEmpty ? 0f : bias.Length == 1 ? bias[0] : bias[j];
         }
-        return (scales, offsets);
     }
 
     /// <summary>One row: <c>c[j] = (float)(acc[j] + constant[j] + zb[j] x factor) x scales[j] + offsets[j]</c>.</summary>

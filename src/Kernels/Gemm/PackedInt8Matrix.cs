@@ -121,6 +121,18 @@ public sealed class PackedInt8Matrix
 
     internal SparseCorrection? Correction { get; }
 
+    /// <summary>
+    /// The VNNI kernels' per-column terms for the A zero point used last (<see cref="Int8OutputStage.VnniTerms"/>): the same
+    /// for every call with that zero point, so a model's MatMulInteger computes them once. Replaced whole, never changed.
+    /// </summary>
+    internal Jit.Int8VnniColumns? VnniColumns
+    {
+        get => Volatile.Read(ref _vnniColumns);
+        set => Volatile.Write(ref _vnniColumns, value);
+    }
+
+    private Jit.Int8VnniColumns? _vnniColumns;
+
     /// <summary>The zero point of column <paramref name="n"/>, as given.</summary>
     public int ZeroPoint(int n) => ZeroPoints.Count == 1 ? ZeroPoints[0] : ZeroPoints[n];
 

@@ -75,6 +75,27 @@ public class Int8VnniKernelTests
         { "prefetcht0 [r9+r10*2+512]", "43 0f 18 8c 51 00 02 00 00" },
         { "prefetcht0 [r9+rax+512]", "41 0f 18 8c 01 00 02 00 00" },
         { "prefetcht0 [rcx+64]", "0f 18 49 40" },
+        { "push rbx", "53" },
+        { "push rbp", "55" },
+        { "push r12", "41 54" },
+        { "push r15", "41 57" },
+        { "pop r15", "41 5f" },
+        { "pop rbx", "5b" },
+        { "pop r13", "41 5d" },
+        { "pop rbp", "5d" },
+        { "mov r8, r12", "4d 89 e0" },
+        { "mov r10, r15", "4d 89 fa" },
+        { "mov rcx, r13", "4c 89 e9" },
+        { "add r12, rbx", "49 01 dc" },
+        { "add r13, rbp", "49 01 ed" },
+        { "add r15, 24", "49 83 c7 18" },
+        { "dec r14", "49 ff ce" },
+        { "test r11, r11", "4d 85 db" },
+        { "test rax, rax", "48 85 c0" },
+        { "prefetchw [r13]", "41 0f 0d 4d 00" },
+        { "prefetchw [r13+rdx+64]", "41 0f 0d 4c 15 40" },
+        { "prefetchw [rax+rdx*2+192]", "0f 0d 8c 50 c0 00 00 00" },
+        { "prefetchw [rcx]", "0f 0d 09" },
     };
 
     [Theory]
@@ -96,6 +117,18 @@ public class Int8VnniKernelTests
         x.JumpIfNotZero(target);
         // jnz rel32 measured from the end of its 6 bytes: back over itself and the 3-byte dec.
         Assert.Equal("c3 49 ff cb 0f 85 f7 ff ff ff", string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
+    }
+
+    [Fact]
+    public void A_forward_jump_lands_where_its_target_is_set()
+    {
+        var x = new X64Assembler();
+        int displacementAt = x.JumpIfZeroForward();
+        x.Decrement(Gpr.R11);
+        x.SetJumpTarget(displacementAt);
+        x.Return();
+        // jz rel32 measured from the end of its 6 bytes: over the 3-byte dec to the ret.
+        Assert.Equal("0f 84 03 00 00 00 49 ff cb c3", string.Join(' ', x.ToArray().Select(b => b.ToString("x2"))));
     }
 
     public static TheoryData<int, int, int> Shapes() => new()
@@ -160,6 +193,28 @@ public class Int8VnniKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    public void One_matrix_serves_calls_with_other_zero_points_and_signs_of_A(int zeroPointB)
+    {
+        if (!Int8VnniKernels.IsSupported) Assert.Skip("This CPU (or system) has no AVX-512 VNNI.");
+        // The per-column terms are kept on the matrix for the last zero point of A: each call must still get its own.
+        int m = 13, k = 72, n = 70;
+        var random = new Random(5 + zeroPointB);
+        byte[] a = Bytes(random, m * k);
+        byte[] w = Bytes(random, k * n);
+        var packed = PackedInt8Matrix.Pack(w.Select(v => (sbyte)v).ToArray(), k, n, [zeroPointB]);
+        foreach (var (zeroPointA, signedA) in new[] { (128, false), (3, false), (128, false), (3, true), (-5, true), (3, false) })
+        {
+            var expected = new int[m * n];
+            Int8Gemm.MultiplyReference(a, signedA, m, k, zeroPointA, w, true, n, [zeroPointB], expected);
+            var actual = new int[m * n];
+            Int8Gemm.MultiplyInt32(a, m, zeroPointA, signedA, packed, actual, 1);
+            Assert.Equal(expected, actual);
+        }
+    }
+
     [Fact]
     public void The_extreme_operands_stay_exact()
     {
@@ -195,9 +250,13 @@ public class Int8VnniKernelTests
             case "add" when int.TryParse(operands[1], out int immediate): x.Add(Register(operands[0]), (sbyte)immediate); break;
             case "add": x.Add(Register(operands[0]), Register(operands[1])); break;
             case "dec": x.Decrement(Register(operands[0])); break;
+            case "test": x.Test(Register(operands[0]), Register(operands[1])); break;
             case "vzeroupper": x.ZeroUpper(); break;
             case "prefetcht0": x.Prefetch(Address(operands[0])); break;
+            case "prefetchw": x.PrefetchForWrite(Address(operands[0])); break;
             case "ret": x.Return(); break;
+            case "push": x.Push(Register(operands[0])); break;
+            case "pop": x.Pop(Register(operands[0])); break;
             case "vmovdqu32" when operands[0].StartsWith('['): x.StoreVector(Address(operands[0]), Vector(operands[1])); break;
             case "vmovdqu32": x.LoadVector(Vector(operands[0]), Address(operands[1])); break;
             case "vpbroadcastd": x.BroadcastInt32(Vector(operands[0]), Address(operands[1])); break;

@@ -94,10 +94,11 @@ internal static unsafe class Int8VnniGemm
                     int aBlock = Int8QuadPacking.RowBlockLength(kc);
                     bool accumulate = k0 > 0;
                     var stage = k0 + kc >= k ? terms.Stage : Int8VnniStage.Raw;
-                    arguments.Quads = (kc + 3) / 4;
+                    arguments.SetQuads((kc + 3) / 4);
                     arguments.PanelStride = panelStride;
                     arguments.ARowStride = inPlace ? k : 4;
                     arguments.AQuadStride = inPlace ? 4 : 4 * rows;
+                    arguments.ATileStride = inPlace ? (long)rows * k : (long)aBlock * sizeof(int);
                     for (int row0 = rowStart; row0 < rowEnd; row0 += mBlock)
                     {
                         int mc = Math.Min(mBlock, rowEnd - row0);
@@ -117,33 +118,41 @@ internal static unsafe class Int8VnniGemm
                                 arguments.Scales = terms.Scales + (stage == Int8VnniStage.Float ? panel * Width : 0);
                                 arguments.Offsets = terms.Offsets + (stage == Int8VnniStage.Float ? panel * Width : 0);
                             }
+                            if (columns == groupPanels * Width)
+                            {
+                                arguments.RowStride = (long)n * sizeof(int);
+                                arguments.CTileStride = rows * arguments.RowStride;
+                                for (int r = 0, tileRows; r < mc; r += (int)arguments.Tiles * tileRows)
+                                {
+                                    // Every whole tile in one call (the kernel loops over them), then the rows left over as one tile.
+                                    tileRows = Math.Min(rows, mc - r);
+                                    arguments.Tiles = (mc - r) / tileRows;
+                                    arguments.C = c + (long)(row0 + r) * n + panel * Width;
+                                    arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
+                                    if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
+                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
+                                }
+                                continue;
+                            }
                             for (int r = 0; r < mc; r += rows)
                             {
+                                // A tile short of columns goes through a scratch tile: the partial sums in, the stage's output out.
+                                const int scratchWidth = maxPanels * Width;
                                 int tileRows = Math.Min(rows, mc - r);
                                 int* tile = c + (long)(row0 + r) * n + panel * Width;
+                                if (accumulate)
+                                {
+                                    for (int i = 0; i < tileRows; i++)
+                                        new ReadOnlySpan<int>(tile + (long)i * n, columns).CopyTo(new Span<int>(edge + i * scratchWidth, columns));
+                                }
+                                arguments.Tiles = 1;
+                                arguments.C = edge;
+                                arguments.RowStride = scratchWidth * sizeof(int);
                                 arguments.A = inPlace ? (byte*)a.Data + (long)(row0 + r) * k + k0 : (byte*)(packedA + r / rows * aBlock);
                                 if (stage != Int8VnniStage.Raw) arguments.RowFactors = terms.RowFactors + row0 + r;
-                                if (columns == groupPanels * Width)
-                                {
-                                    arguments.C = tile;
-                                    arguments.RowStride = (long)n * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
-                                }
-                                else
-                                {
-                                    // A tile short of columns goes through a scratch tile: the partial sums in, the stage's output out.
-                                    const int scratchWidth = maxPanels * Width;
-                                    if (accumulate)
-                                    {
-                                        for (int i = 0; i < tileRows; i++)
-                                            new ReadOnlySpan<int>(tile + (long)i * n, columns).CopyTo(new Span<int>(edge + i * scratchWidth, columns));
-                                    }
-                                    arguments.C = edge;
-                                    arguments.RowStride = scratchWidth * sizeof(int);
-                                    Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
-                                    for (int i = 0; i < tileRows; i++)
-                                        new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
-                                }
+                                Int8VnniKernels.Multiply(&arguments, tileRows, groupPanels, accumulate, stage, terms.HasZeroPointsB);
+                                for (int i = 0; i < tileRows; i++)
+                                    new ReadOnlySpan<int>(edge + i * scratchWidth, columns).CopyTo(new Span<int>(tile + (long)i * n, columns));
                             }
                         }
                     }
@@ -165,31 +174,53 @@ internal static unsafe class Int8VnniGemm
 /// </summary>
 internal sealed class Int8VnniTerms
 {
-    public Int8VnniTerms(Int8VnniStage stage, int rows, int columns)
+    public Int8VnniTerms(Int8VnniStage stage, Int8VnniColumns columns, int rows)
     {
         Stage = stage;
-        int paddedColumns = (columns + 63) / 64 * 64;
-        ColumnTerms = new int[paddedColumns];
-        ColumnZeroPoints = new int[paddedColumns];
-        RowFactors = new int[(rows + Int8VnniKernels.Rows - 1) / Int8VnniKernels.Rows * Int8VnniKernels.Rows];
-        Scales = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
-        Offsets = stage == Int8VnniStage.Float ? new float[paddedColumns] : null;
+        Columns = columns;
+        // Symmetric weights need no row factors: the kernels never read them.
+        RowFactors = columns.HasZeroPointsB ? new int[(rows + Int8VnniKernels.Rows - 1) / Int8VnniKernels.Rows * Int8VnniKernels.Rows] : [];
+        Scales = stage == Int8VnniStage.Float ? new float[columns.Terms.Length] : null;
+        Offsets = stage == Int8VnniStage.Float ? new float[columns.Terms.Length] : null;
     }
 
     public Int8VnniStage Stage { get; }
 
+    public Int8VnniColumns Columns { get; }
+
     /// <summary>False when every zero point of B is 0 (symmetric weights): the kernels skip the row factors.</summary>
-    public bool HasZeroPointsB { get; set; }
+    public bool HasZeroPointsB => Columns.HasZeroPointsB;
 
-    public int[] ColumnTerms { get; }
+    public int[] ColumnTerms => Columns.Terms;
 
-    public int[] ColumnZeroPoints { get; }
+    public int[] ColumnZeroPoints => Columns.ZeroPoints;
 
     public int[] RowFactors { get; }
 
     public float[]? Scales { get; }
 
     public float[]? Offsets { get; }
+}
+
+/// <summary>
+/// The per-column half of <see cref="Int8VnniTerms"/> for one matrix and one zero point of A (as the kernels see it, int8 A
+/// flipped): read-only once made, so <see cref="PackedInt8Matrix"/> keeps it for the next call with the same zero point.
+/// </summary>
+internal sealed class Int8VnniColumns(int zeroPointA, int[] terms, int[] zeroPoints, bool hasZeroPointsB)
+{
+    /// <summary>The zero point of A the terms are for.</summary>
+    public int ZeroPointA { get; } = zeroPointA;
+
+    /// <summary>Per column, padded to a multiple of 64: the integer term added to every row.</summary>
+    public int[] Terms { get; } = terms;
+
+    /// <summary>Per column, padded to a multiple of 64: B's stored zero point.</summary>
+    public int[] ZeroPoints { get; } = zeroPoints;
+
+    public bool HasZeroPointsB { get; } = hasZeroPointsB;
+
+    /// <summary>The padded length for <paramref name="columns"/> columns.</summary>
+    public static int PaddedLength(int columns) => (columns + 63) / 64 * 64;
 }
 
 /// <summary>The pinned addresses of an <see cref="Int8VnniTerms"/>, for the threads.</summary>

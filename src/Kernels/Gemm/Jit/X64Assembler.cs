@@ -78,6 +78,33 @@ internal sealed class X64Assembler
         ModRmRegister(1, (int)destination);
     }
 
+    /// <summary><c>test a, b</c> (64-bit registers): ZF when <c>a &amp; b</c> is zero.</summary>
+    public void Test(Gpr left, Gpr right)
+    {
+        Rex(w: true, reg: (int)right, index: 0, rm: (int)left);
+        code.Add(0x85);
+        ModRmRegister((int)right, (int)left);
+    }
+
+    /// <summary>
+    /// <c>jz</c> forward with a 32-bit displacement, its target not yet known: returns where the displacement is, for
+    /// <see cref="SetJumpTarget"/>.
+    /// </summary>
+    public int JumpIfZeroForward()
+    {
+        code.Add(0x0F);
+        code.Add(0x84);
+        Int32(0);
+        return code.Count - 4;
+    }
+
+    /// <summary>Points the forward jump whose displacement is at <paramref name="displacementAt"/> to <see cref="Position"/>.</summary>
+    public void SetJumpTarget(int displacementAt)
+    {
+        int displacement = code.Count - (displacementAt + 4);
+        for (int i = 0; i < 4; i++) code[displacementAt + i] = (byte)(displacement >> (8 * i));
+    }
+
     /// <summary><c>jnz target</c> with a 32-bit displacement, to an earlier or later <see cref="Position"/>.</summary>
     public void JumpIfNotZero(int target)
     {
@@ -88,13 +115,35 @@ internal sealed class X64Assembler
     }
 
     /// <summary><c>prefetcht0 [memory]</c>: fetch the line into every cache level.</summary>
-    public void Prefetch(Memory memory)
+    public void Prefetch(Memory memory) => Prefetch(0x18, 1, memory);
+
+    /// <summary>
+    /// <c>prefetchw [memory]</c>: fetch the line in a writable state, so a later store does not wait for it (PRFCHW, which
+    /// every AVX-512 VNNI CPU has; older Intel CPUs run the opcode as a no-op).
+    /// </summary>
+    public void PrefetchForWrite(Memory memory) => Prefetch(0x0D, 1, memory);
+
+    private void Prefetch(byte opcode, int hint, Memory memory)
     {
         int baseRegister = (int)memory.Base, index = (int)(memory.Index ?? 0);
         if (baseRegister >= 8 || index >= 8) Rex(w: false, reg: 0, index: index, rm: baseRegister);
         code.Add(0x0F);
-        code.Add(0x18);
-        ModRmMemory(1, memory, displacementScale: 1);
+        code.Add(opcode);
+        ModRmMemory(hint, memory, displacementScale: 1);
+    }
+
+    /// <summary><c>push src</c> (64-bit): saves a callee-saved register.</summary>
+    public void Push(Gpr source)
+    {
+        if ((int)source >= 8) code.Add(0x41); // REX.B
+        code.Add((byte)(0x50 + ((int)source & 7)));
+    }
+
+    /// <summary><c>pop dst</c> (64-bit).</summary>
+    public void Pop(Gpr destination)
+    {
+        if ((int)destination >= 8) code.Add(0x41);
+        code.Add((byte)(0x58 + ((int)destination & 7)));
     }
 
     /// <summary><c>ret</c>.</summary>
