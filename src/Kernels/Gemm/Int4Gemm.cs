@@ -23,13 +23,20 @@ public static class Int4Gemm
     /// <param name="bias">Empty, or N values.</param>
     /// <param name="degreeOfParallelism">Threads to use; 1 runs on the calling thread only.</param>
     public static void Multiply(ReadOnlySpan<float> a, int rows, PackedInt4Matrix b, Span<float> c, ReadOnlySpan<float> bias = default, int degreeOfParallelism = 1) =>
-        Run(a, rows, b, c, bias, degreeOfParallelism, vectorized: true);
+        Run(a, rows, b, c, bias, degreeOfParallelism, Best);
 
     /// <summary>The same product through the scalar twin of the block kernel.</summary>
     internal static void MultiplyScalar(ReadOnlySpan<float> a, int rows, PackedInt4Matrix b, Span<float> c, int degreeOfParallelism = 1) =>
-        Run(a, rows, b, c, default, degreeOfParallelism, vectorized: false);
+        Run(a, rows, b, c, default, degreeOfParallelism, Int4Kernel.Scalar);
 
-    private static unsafe void Run(ReadOnlySpan<float> a, int rows, PackedInt4Matrix b, Span<float> c, ReadOnlySpan<float> bias, int degreeOfParallelism, bool vectorized)
+    /// <summary>The same product on a given kernel (tests run each one this CPU has).</summary>
+    internal static void MultiplyWith(Int4Kernel kernel, ReadOnlySpan<float> a, int rows, PackedInt4Matrix b, Span<float> c) =>
+        Run(a, rows, b, c, default, 1, kernel);
+
+    /// <summary>The widest block kernel this CPU runs.</summary>
+    internal static Int4Kernel Best => Avx512F.IsSupported ? Int4Kernel.Avx512 : Avx2.IsSupported && Fma.IsSupported ? Int4Kernel.Avx2 : Int4Kernel.Scalar;
+
+    private static unsafe void Run(ReadOnlySpan<float> a, int rows, PackedInt4Matrix b, Span<float> c, ReadOnlySpan<float> bias, int degreeOfParallelism, Int4Kernel kernel)
     {
         int k = b.Depth, n = b.Columns, bs = b.BlockSize, blocks = b.BlocksPerColumn;
         if (a.Length < (long)rows * k) throw new ArgumentException($"A needs {(long)rows * k} values, not {a.Length}.", nameof(a));
@@ -49,7 +56,9 @@ public static class Int4Gemm
             fixed (float* ps = split, psums = sums, pscales = b.Scales, pzeros = b.ZeroPoints, pc = c)
             fixed (byte* pb = b.Data)
             {
-                var job = new Job(ps, psums, pb, pscales, pzeros, pc, rows, n, bs, blocks, padded, vectorized);
+                // The 512-bit kernel takes sixteen nibble pairs a step, so blocks of at least 32.
+                if (kernel == Int4Kernel.Avx512 && bs % 32 != 0) kernel = Int4Kernel.Avx2;
+                var job = new Job(ps, psums, pb, pscales, pzeros, pc, rows, n, bs, blocks, padded, kernel);
                 int parts = Math.Clamp(degreeOfParallelism, 1, Math.Max(1, n / 16));
                 if (parts == 1)
                 {
@@ -98,7 +107,7 @@ public static class Int4Gemm
     }
 
     private readonly unsafe struct Job(float* split, float* sums, byte* weights, float* scales, float* zeros, float* c,
-        int rows, int n, int bs, int blocks, int padded, bool vectorized)
+        int rows, int n, int bs, int blocks, int padded, Int4Kernel kernel)
     {
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
         public void Columns(int start, int end)
@@ -111,9 +120,12 @@ public static class Int4Gemm
                 float* zero = zeros + (long)column * blocks;
                 for (int r = 0; r < rows; r++)
                 {
-                    c[(long)r * n + column] = vectorized && Avx2.IsSupported && Fma.IsSupported
-                        ? DotAvx2(split + (long)r * padded, sums + (long)r * blocks, w, scale, zero, blocks, bs)
-                        : DotScalar(split + (long)r * padded, sums + (long)r * blocks, w, scale, zero, blocks, bs);
+                    c[(long)r * n + column] = kernel switch
+                    {
+                        Int4Kernel.Avx512 => DotAvx512(split + (long)r * padded, sums + (long)r * blocks, w, scale, zero, blocks, bs),
+                        Int4Kernel.Avx2 => DotAvx2(split + (long)r * padded, sums + (long)r * blocks, w, scale, zero, blocks, bs),
+                        _ => DotScalar(split + (long)r * padded, sums + (long)r * blocks, w, scale, zero, blocks, bs),
+                    };
                 }
             }
         }
@@ -166,6 +178,35 @@ public static class Int4Gemm
         return term;
     }
 
+    /// <summary><see cref="DotAvx2"/> sixteen lanes wide: 16 bytes (32 values) a step, so one step per block of 32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe float DotAvx512(float* a, float* sums, byte* w, float* scale, float* zero, int blocks, int bs)
+    {
+        int half = bs / 2;
+        var mask = Vector128.Create((byte)0x0F);
+        var totals = (Even: Vector512<float>.Zero, Odd: Vector512<float>.Zero);
+        for (int block = 0; block < blocks; block++)
+        {
+            var dot0 = Vector512<float>.Zero;
+            var dot1 = Vector512<float>.Zero;
+            float* even = a + block * bs;
+            float* odd = even + half;
+            for (int i = 0; i < half; i += 16)
+            {
+                var bytes = Sse2.LoadVector128(w + i);
+                var low = Avx512F.ConvertToVector512Int32(bytes & mask);
+                var high = Avx512F.ConvertToVector512Int32(Sse2.ShiftRightLogical(bytes.AsUInt16(), 4).AsByte() & mask);
+                dot0 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(low), Avx512F.LoadVector512(even + i), dot0);
+                dot1 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(high), Avx512F.LoadVector512(odd + i), dot1);
+            }
+            var scaled = Avx512F.Add(dot0, dot1);
+            if ((block & 1) == 0) totals.Even = Avx512F.FusedMultiplyAdd(scaled, Vector512.Create(scale[block]), totals.Even);
+            else totals.Odd = Avx512F.FusedMultiplyAdd(scaled, Vector512.Create(scale[block]), totals.Odd);
+            w += half;
+        }
+        return Vector512.Sum(Avx512F.Add(totals.Even, totals.Odd)) - ZeroPointTerm(scale, zero, sums, blocks);
+    }
+
     /// <summary>The scalar twin of <see cref="DotAvx2"/>: the same per-block formula, one value at a time.</summary>
     private static unsafe float DotScalar(float* a, float* sums, byte* w, float* scale, float* zero, int blocks, int bs)
     {
@@ -187,4 +228,12 @@ public static class Int4Gemm
         }
         return total - correction;
     }
+}
+
+/// <summary>The block kernels of <see cref="Int4Gemm"/>.</summary>
+internal enum Int4Kernel
+{
+    Scalar,
+    Avx2,
+    Avx512,
 }

@@ -30,6 +30,16 @@ public class Int4GemmTests
         Int4Gemm.Multiply(a, m, b, c, bias);
         var twin = new float[m * n];
         Int4Gemm.MultiplyScalar(a, m, b, twin);
+        // Every vector kernel this CPU has, not only the widest.
+        var kernels = new List<Int4Kernel>();
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported) kernels.Add(Int4Kernel.Avx2);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) kernels.Add(Int4Kernel.Avx512);
+        var outputs = kernels.Select(kernel =>
+        {
+            var output = new float[m * n];
+            Int4Gemm.MultiplyWith(kernel, a, m, b, output);
+            return output;
+        }).ToList();
 
         for (int i = 0; i < m; i++)
         {
@@ -55,6 +65,8 @@ public class Int4GemmTests
                 double tolerance = magnitude * 4e-7 * Math.Sqrt(k) + 1e-5;
                 Assert.True(Math.Abs(c[i * n + j] - exact) <= tolerance, $"({i},{j}) {c[i * n + j]} vs {exact} (tolerance {tolerance})");
                 Assert.True(Math.Abs(twin[i * n + j] + bias[j] - exact) <= tolerance, $"twin ({i},{j}) {twin[i * n + j] + bias[j]} vs {exact}");
+                for (int v = 0; v < kernels.Count; v++)
+                    Assert.True(Math.Abs(outputs[v][i * n + j] + bias[j] - exact) <= tolerance, $"{kernels[v]} ({i},{j}) {outputs[v][i * n + j] + bias[j]} vs {exact}");
             }
         }
     }
