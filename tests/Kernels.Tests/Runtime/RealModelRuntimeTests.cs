@@ -84,6 +84,29 @@ public class RealModelRuntimeTests
         }
     }
 
+    [Fact]
+    public void One_resnet_session_run_from_eight_threads_gives_the_outputs_of_a_single_run()
+    {
+        // The convolution routes (Winograd blocks, patches, fused residuals) share packed weights across runs.
+        using var session = ModelSession.Load(File.ReadAllBytes(RealModels.ResNet18Path), "ResNet18.onnx", new SessionOptions { Threads = 2 });
+        var random = new Random(11);
+        var feeds = Enumerable.Range(0, 8).Select(_ => new Dictionary<string, Tensor>
+        {
+            ["Input247"] = Tensor.Create(Enumerable.Range(0, 3 * 224 * 224).Select(_ => random.NextSingle() * 255 - 120).ToArray(), 1, 3, 224, 224),
+        }).ToArray();
+        var alone = feeds.Select(f => session.Run(f).ToDictionary(o => o.Key, o => o.Value.ToArray<float>())).ToArray();
+        var together = new Dictionary<string, float[]>[8];
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            for (int repeat = 0; repeat < 2; repeat++)
+                together[i] = session.Run(feeds[i]).ToDictionary(o => o.Key, o => o.Value.ToArray<float>());
+        });
+        for (int i = 0; i < 8; i++)
+        {
+            foreach (var (name, values) in alone[i]) Assert.Equal(values, together[i][name]);
+        }
+    }
+
     internal static byte[] MiniLMBytes() => RealModels.ReadManifestResource(RealModels.MiniLMAssemblyPath, RealModels.MiniLMResource);
 
     internal static Dictionary<string, Tensor> MiniLMInputs(string folder) =>
