@@ -22,7 +22,7 @@ internal static class ParallelRanges
             body(0, count);
             return;
         }
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        IntraOpThreads.For(parts, parts, part =>
         {
             int start = (int)((long)count * part / parts), end = (int)((long)count * (part + 1) / parts);
             body(start, end);

@@ -103,11 +103,10 @@ internal static unsafe class GemmDriver<TKernel, TA, TB, TC>
 
         bool splitPanels = mBlocks < threads || (!shareRows && panels >= 2 * threads);
         int parts = Math.Min(threads, splitPanels ? panels : mBlocks);
-        var options = new ParallelOptions { MaxDegreeOfParallelism = parts };
         nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c, prepacked = (nint)prepackedA;
         int rowsAsInt = m, depth = k, zeroPoint = a.ZeroPoint;
         bool signed = a.Signed;
-        Parallel.For(0, parts, options, part =>
+        IntraOpThreads.For(parts, parts, part =>
         {
             var view = new GemmA((void*)aData, rowsAsInt, depth, zeroPoint, signed);
             if (splitPanels)

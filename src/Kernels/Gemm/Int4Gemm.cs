@@ -66,7 +66,7 @@ public static class Int4Gemm
                 }
                 else
                 {
-                    Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+                    IntraOpThreads.For(parts, parts, part =>
                     {
                         var (start, end) = GemmDriver<FloatKernelPortable, float, float, float>.Share(n, parts, part);
                         job.Columns(start, end);

@@ -51,7 +51,7 @@ internal static unsafe class Int8VnniGemm
         nint aData = (nint)a.Data, bData = (nint)packedB, cData = (nint)c;
         int depth = a.Depth, zeroPoint = a.ZeroPoint;
         bool signed = a.Signed;
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        IntraOpThreads.For(parts, parts, part =>
         {
             var view = new GemmA((void*)aData, m, depth, zeroPoint, signed);
             if (splitGroups)

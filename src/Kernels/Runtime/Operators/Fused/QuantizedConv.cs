@@ -133,7 +133,7 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
                         }
                     }
                     if (parallel)
-                        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => Chunk(c, 1));
+                        IntraOpThreads.For(chunks, threads, c => Chunk(c, 1));
                     else
                         for (int c = 0; c < chunks; c++) Chunk(c, threads);
                 }

@@ -200,7 +200,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                         {
                             // Panel p starts at p x depth x 16 floats whoever packs it: each thread packs whole panels.
                             nint from = (nint)source, to = (nint)target;
-                            Parallel.For(0, gemmThreads, new ParallelOptions { MaxDegreeOfParallelism = gemmThreads }, part =>
+                            IntraOpThreads.For(gemmThreads, gemmThreads, part =>
                             {
                                 var (partFirst, partCount) = ConvolutionPanels.ChunkRange(count, gemmThreads, part);
                                 if (partCount > 0) PackPanels(g, (float*)from, channels, first + partFirst, partCount, (float*)to + (long)partFirst * depth, bias);
@@ -229,7 +229,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                     ArrayPool<float>.Shared.Return(buffer);
                 }
             }
-            if (parallel) Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => Chunk(c, 1));
+            if (parallel) IntraOpThreads.For(chunks, threads, c => Chunk(c, 1));
             else for (int c = 0; c < chunks; c++) Chunk(c, threads);
         }
     }
@@ -294,7 +294,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                         }
                     }
                     if (parallel)
-                        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c => Chunk(c, 1));
+                        IntraOpThreads.For(chunks, threads, c => Chunk(c, 1));
                     else
                         for (int c = 0; c < chunks; c++) Chunk(c, threads);
                 }

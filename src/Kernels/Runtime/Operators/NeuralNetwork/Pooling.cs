@@ -384,7 +384,7 @@ internal static class Pool
     public static void ForEachPlane(int planes, int workPerPlane, int threads, Action<int> body)
     {
         if (threads > 1 && planes > 1 && (long)planes * workPerPlane >= 1 << 16)
-            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = threads }, body);
+            IntraOpThreads.For(planes, threads, body);
         else
             for (int p = 0; p < planes; p++) body(p);
     }

@@ -146,7 +146,7 @@ internal sealed unsafe class WinogradConvolution
             var (first, count) = ConvolutionPanels.ChunkRange(tiles, blocks, block);
             if (count > 0) RunBlock(layout, (float*)source, (float*)target, (float*)added, first, count, biasValues, relu, vectors, 1);
         }
-        if (threads > 1 && blocks > 1) Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Block);
+        if (threads > 1 && blocks > 1) IntraOpThreads.For(blocks, threads, Block);
         else for (int b = 0; b < blocks; b++) Block(b);
     }
 
@@ -218,7 +218,7 @@ internal sealed unsafe class WinogradConvolution
             return;
         }
         int parts = Math.Min(threads, count);
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part => body((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts)));
+        IntraOpThreads.For(parts, parts, part => body((int)((long)count * part / parts), (int)((long)count * (part + 1) / parts)));
     }
 
     /// <summary>

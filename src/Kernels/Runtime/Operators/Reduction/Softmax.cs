@@ -72,7 +72,7 @@ internal sealed class Softmax(bool log, long axis, bool coerceTo2D) : Operator
             Block(x, d, 0, outer, n, inner, log);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, c =>
+        IntraOpThreads.For(chunks, chunks, c =>
         {
             int start = (int)((long)outer * c / chunks), end = (int)((long)outer * (c + 1) / chunks);
             Block(x, d, start, end, n, inner, log);
