@@ -4,8 +4,8 @@ using System.Runtime.ExceptionServices;
 namespace Quantize.Kernels;
 
 /// <summary>
-/// The kernels' parallel loops, in place of <c>Parallel.For</c>: a few dedicated worker threads that spin for a while
-/// after each loop before they block, as ONNX Runtime's intra-op threads do by default. A model runs tens to hundreds of
+/// The kernels' parallel loops, in place of <c>Parallel.For</c>: a few dedicated worker threads that spin for up to 10 ms
+/// after each loop before they block, as ONNX Runtime's intra-op threads spin by default. A model runs tens to hundreds of
 /// parallel loops per inference; the thread pool's workers block between them, and on the virtual machines we measure
 /// on, waking a blocked worker (and its idle virtual CPU) costs tens of microseconds each time. Two-thread inference was
 /// slower and scattered from process to process: MiniLM b1 took 17 ms in one BenchmarkDotNet run and 24 ms in the next.
@@ -17,8 +17,12 @@ namespace Quantize.Kernels;
 /// </summary>
 internal static class IntraOpThreads
 {
-    /// <summary>How long a worker spins for the next loop before it blocks.</summary>
-    private static readonly long SpinTicks = Stopwatch.Frequency / 2000; // 0.5 ms
+    /// <summary>
+    /// How long a worker spins for the next loop before it blocks. With 0.5 ms, BenchmarkDotNet's pause between two
+    /// timed GEMMs was enough for the worker to block, and two-thread int8 GEMMs ran at one-thread speed in some
+    /// iterations (medians 0.99x and 1.30x one thread); with 10 ms they scaled 1.78-1.95x with a tight spread.
+    /// </summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency / 100; // 10 ms
 
     private static readonly Lock Growing = new();
     private static Worker[] _workers = [];
