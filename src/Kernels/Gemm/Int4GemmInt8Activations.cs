@@ -37,19 +37,22 @@ public static class Int4GemmInt8Activations
         if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"The bias needs {n} values.", nameof(bias));
 
         int padded = blocks * bs;
-        sbyte[] quantized = ArrayPool<sbyte>.Shared.Rent(rows * padded);
+        sbyte[] quantized = ArrayPool<sbyte>.Shared.Rent(rows * padded + 64);
         float[] scales = ArrayPool<float>.Shared.Rent(rows * blocks);
         int[] sums = ArrayPool<int>.Shared.Rent(rows * blocks);
         try
         {
-            for (int r = 0; r < rows; r++)
-                QuantizeRow(a.Slice(r * k, k), quantized.AsSpan(r * padded, padded), scales.AsSpan(r * blocks, blocks), sums.AsSpan(r * blocks, blocks), bs);
-
-            fixed (sbyte* pq = quantized)
+            fixed (sbyte* quantizedStart = quantized)
             fixed (float* pas = scales, pws = b.Scales, pzeros = b.ZeroPoints, pc = c)
             fixed (int* psums = sums)
             fixed (byte* pb = b.Data)
             {
+                // A's rows from a cache line on, as in Int4Gemm: no 32-byte load straddles two lines.
+                int offset = (int)((64 - ((nint)quantizedStart & 63)) & 63);
+                sbyte* pq = quantizedStart + offset;
+                for (int r = 0; r < rows; r++)
+                    QuantizeRow(a.Slice(r * k, k), quantized.AsSpan(offset + r * padded, padded), scales.AsSpan(r * blocks, blocks), sums.AsSpan(r * blocks, blocks), bs);
+
                 var job = new Job(pq, pas, psums, pb, pws, pzeros, pc, rows, n, bs, blocks, padded, vectorized && Avx2.IsSupported && Fma.IsSupported);
                 int parts = Math.Clamp(degreeOfParallelism, 1, Math.Max(1, n / 16));
                 if (parts == 1)
