@@ -170,17 +170,21 @@ internal sealed unsafe class WinogradConvolution
     private void RunBlock(in Layout layout, float* image, float* output, float* residual, int first, int count, float[] bias, bool relu, bool vectors, int threads)
     {
         int panels = (count + PanelWidth - 1) / PanelWidth;
-        // One cache line more than the data per position: 16 streams a power of two apart would share L1 sets.
-        long transformedStride = (long)panels * PanelWidth * Channels + PanelWidth, productStride = (long)Outputs * count + PanelWidth;
+        // One cache line more than the data per position: 16 streams a power of two apart would share L1 sets. The
+        // products' rows are whole cache lines too (row stride a multiple of 16), so the GEMM's 64-byte stores never
+        // straddle two lines, wherever the rented array lands.
+        int productRow = panels * PanelWidth;
+        long transformedStride = (long)panels * PanelWidth * Channels + PanelWidth, productStride = (long)Outputs * productRow + PanelWidth;
         int lineLength = layout.LineLength;
         float[] transformed = ArrayPool<float>.Shared.Rent((int)(Positions * transformedStride) + 16);
-        float[] products = ArrayPool<float>.Shared.Rent((int)(Positions * productStride));
+        float[] products = ArrayPool<float>.Shared.Rent((int)(Positions * productStride) + 16);
         try
         {
-            fixed (float* start = transformed, m = products)
+            fixed (float* start = transformed, productsStart = products)
             {
-                // The panels on a cache line, as PackedFloatMatrix keeps them.
+                // The panels on a cache line, as PackedFloatMatrix keeps them; the products likewise.
                 float* v = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
+                float* m = productsStart + ((64 - ((nint)productsStart & 63)) & 63) / sizeof(float);
                 var shape = layout;
                 nint from = (nint)image, to = (nint)output, added = (nint)residual, transformedAt = (nint)v, productsAt = (nint)m;
                 Split(Channels, threads, (c0, c1) =>
@@ -196,10 +200,10 @@ internal sealed unsafe class WinogradConvolution
                     for (int p = p0; p < p1; p++)
                     {
                         FloatGemm.Multiply(_weights[p], (float*)transformedAt + p * transformedStride, Channels, count,
-                            new Span<float>((float*)productsAt + p * productStride, (int)productStride), count);
+                            new Span<float>((float*)productsAt + p * productStride, (int)productStride), productRow);
                     }
                 });
-                Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, count, first, (float*)to, (float*)added, bias, relu, vectors, m0, m1));
+                Split(Outputs, threads, (m0, m1) => TransformOutput(shape, (float*)productsAt, productStride, productRow, first, count, (float*)to, (float*)added, bias, relu, vectors, m0, m1));
             }
         }
         finally
@@ -395,7 +399,7 @@ internal sealed unsafe class WinogradConvolution
     /// <c>y10 = d0 + d1 + d2</c>, <c>y11 = d1 - d2 - d3</c>. Vectors take eight tiles of a row at a time (the last
     /// group writing only its columns); the scalar twin has the same order of operations.
     /// </summary>
-    private void TransformOutput(in Layout layout, float* products, long stride, int count, int first, float* output, float* residual, float[] bias, bool relu,
+    private void TransformOutput(in Layout layout, float* products, long stride, int productRow, int first, int count, float* output, float* residual, float[] bias, bool relu,
         bool vectors, int outputStart, int outputEnd)
     {
         int outH = layout.OutputHeight, outW = layout.OutputWidth, last = first + count - 1;
@@ -403,7 +407,7 @@ internal sealed unsafe class WinogradConvolution
         for (int m = outputStart; m < outputEnd; m++)
         {
             float b = bias.Length == 0 ? 0f : bias[m];
-            float* rows = products + (long)m * count;
+            float* rows = products + (long)m * productRow;
             for (int t = first; t <= last;)
             {
                 int tileRow = t / layout.TilesWide, tileColumn = t % layout.TilesWide;
