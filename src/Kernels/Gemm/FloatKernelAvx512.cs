@@ -98,45 +98,12 @@ internal readonly unsafe struct FloatKernelAvx512 : IGemmKernel<float, float, fl
         Store(c + 4 * ldc, c12, accumulate); Store(c + 5 * ldc, c13, accumulate); Store(c + 6 * ldc, c14, accumulate); Store(c + 7 * ldc, c15, accumulate);
     }
 
-    /// <summary>Nine to sixteen rows of which not all, or not all sixteen columns, are stored: through a spill buffer.</summary>
+    /// <summary>Nine to sixteen rows of which not all, or not all sixteen columns, are stored: the whole tile into a spill buffer, then its valid part.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
     private static void MultiplyPartial(float* a, float* b, int kc, float* c, int ldc, bool accumulate, int rows, int columns)
     {
-        float* line = c;
-        for (int r = 0; r < rows; r++, line += ldc)
-        {
-            Sse.Prefetch0(line);
-            Sse.Prefetch0(line + 15);
-        }
-        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
-        Vector512<float> c8 = default, c9 = default, c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
-        for (int k = 0; k < kc; k++)
-        {
-            var bk = Avx512F.LoadVector512(b);
-            c0 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[0]), bk, c0);
-            c1 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[1]), bk, c1);
-            c2 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[2]), bk, c2);
-            c3 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[3]), bk, c3);
-            c4 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[4]), bk, c4);
-            c5 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[5]), bk, c5);
-            c6 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[6]), bk, c6);
-            c7 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[7]), bk, c7);
-            c8 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[8]), bk, c8);
-            c9 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[9]), bk, c9);
-            c10 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[10]), bk, c10);
-            c11 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[11]), bk, c11);
-            c12 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[12]), bk, c12);
-            c13 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[13]), bk, c13);
-            c14 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[14]), bk, c14);
-            c15 = Avx512F.FusedMultiplyAdd(Vector512.Create(a[15]), bk, c15);
-            a += TileRows;
-            b += 16;
-        }
         float* tile = stackalloc float[TileRows * 16];
-        Avx512F.Store(tile, c0); Avx512F.Store(tile + 16, c1); Avx512F.Store(tile + 32, c2); Avx512F.Store(tile + 48, c3);
-        Avx512F.Store(tile + 64, c4); Avx512F.Store(tile + 80, c5); Avx512F.Store(tile + 96, c6); Avx512F.Store(tile + 112, c7);
-        Avx512F.Store(tile + 128, c8); Avx512F.Store(tile + 144, c9); Avx512F.Store(tile + 160, c10); Avx512F.Store(tile + 176, c11);
-        Avx512F.Store(tile + 192, c12); Avx512F.Store(tile + 208, c13); Avx512F.Store(tile + 224, c14); Avx512F.Store(tile + 240, c15);
+        MultiplyFull(a, b, kc, tile, 16, accumulate: false);
         StoreTile(tile, 16, c, ldc, accumulate, rows, columns);
     }
 
