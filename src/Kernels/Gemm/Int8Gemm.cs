@@ -191,6 +191,10 @@ public static class Int8Gemm
                 {
                     GemmDriver<Int8QuadKernelAvx2, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);
                 }
+                else if (avx2 && b.SplitsActivations)
+                {
+                    Int8SplitActivationGemm.Run(view, pb, n, pc, degreeOfParallelism);
+                }
                 else
                 {
                     GemmDriver<Int8QuadKernelPortable<NoShift>, int, byte, int>.Run(view, pb, n, pc, degreeOfParallelism);

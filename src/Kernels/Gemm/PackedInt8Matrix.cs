@@ -69,6 +69,12 @@ public sealed class PackedInt8Matrix
     /// </summary>
     public bool ForSevenBitActivations { get; private init; }
 
+    /// <summary>
+    /// Byte quads packed whole (as for VNNI) for a CPU whose quad instruction saturates, with 8-bit A split at run time
+    /// (<see cref="PackForMostlySmallActivations"/>, <see cref="Int8SplitActivationGemm"/>).
+    /// </summary>
+    internal bool SplitsActivations { get; private init; }
+
     /// <summary>K: the rows of B.</summary>
     public int Depth { get; }
 
@@ -156,6 +162,21 @@ public sealed class PackedInt8Matrix
     {
         var packed = Pack(b, depth, columns, zeroPoints, transposed, signed, Int8PackFormat.Quads, saturatingQuads: false);
         return new PackedInt8Matrix(packed) { ForSevenBitActivations = true, SaturationSafe = true };
+    }
+
+    /// <summary>
+    /// Packs 8-bit weights for 8-bit activations that are mostly below 128: uint8 activations whose zero point is small,
+    /// such as a calibrated ReLU output. Where the quad instruction saturates (AVX2's <c>vpmaddubsw</c>), full-range
+    /// weights would otherwise take the 16-bit pairs (about 1% of their pairs could saturate); here they stay in byte
+    /// quads and the GEMM splits A instead (<see cref="Int8SplitActivationGemm"/>), exactly, for any A. Elsewhere the
+    /// same as <see cref="Pack(ReadOnlySpan{byte}, int, int, ReadOnlySpan{int}, bool)"/>.
+    /// </summary>
+    internal static PackedInt8Matrix PackForMostlySmallActivations(ReadOnlySpan<byte> b, int depth, int columns, ReadOnlySpan<int> zeroPoints, bool signed,
+        bool transposed = false, bool? saturatingQuads = null)
+    {
+        if (!(saturatingQuads ?? QuadKernelsSaturate)) return Pack(b, depth, columns, zeroPoints, transposed, signed, null, saturatingQuads: false);
+        var whole = Pack(b, depth, columns, zeroPoints, transposed, signed, null, saturatingQuads: false);
+        return whole.Format == Int8PackFormat.Quads ? new PackedInt8Matrix(whole) { SplitsActivations = true } : whole;
     }
 
     private PackedInt8Matrix(PackedInt8Matrix other)

@@ -51,7 +51,8 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
         }
         var packed = new PackedInt8Matrix[group];
         for (int g = 0; g < group; g++)
-            packed[g] = ByteConvolutionLowering.PackWeights(bytes, signed, g, outputs / group, channelsPerGroup, taps, weightZeroPoints);
+            packed[g] = ByteConvolutionLowering.PackWeights(bytes, signed, g, outputs / group, channelsPerGroup, taps, weightZeroPoints,
+                ByteConvolutionLowering.SmallActivations(zeroPoint, inputType));
         return new QuantizedConv(window, group, w.ShapeArray, packed, null, zeroPoint, inputType, stage);
     }
 
