@@ -40,7 +40,20 @@ internal static class IntraOpThreads
         }
         if (Interlocked.CompareExchange(ref _taken, 1, 0) != 0)
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, body);
+            // As on the workers: every item runs, and the first exception is rethrown as itself (not wrapped).
+            Exception? first = null;
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, i =>
+            {
+                try
+                {
+                    body(i);
+                }
+                catch (Exception error)
+                {
+                    Interlocked.CompareExchange(ref first, error, null);
+                }
+            });
+            if (first is not null) ExceptionDispatchInfo.Throw(first);
             return;
         }
         try

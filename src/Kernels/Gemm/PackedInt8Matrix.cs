@@ -176,7 +176,10 @@ public sealed class PackedInt8Matrix
     {
         if (!(saturatingQuads ?? QuadKernelsSaturate)) return Pack(b, depth, columns, zeroPoints, transposed, signed, null, saturatingQuads: false);
         var whole = Pack(b, depth, columns, zeroPoints, transposed, signed, null, saturatingQuads: false);
-        return whole.Format == Int8PackFormat.Quads ? new PackedInt8Matrix(whole) { SplitsActivations = true } : whole;
+        if (whole.Format != Int8PackFormat.Quads) return whole;
+        // Weights that no A can saturate (7-bit, say) need no split.
+        var safe = Pack(b, depth, columns, zeroPoints, transposed, signed, Int8PackFormat.Quads, saturatingQuads: true);
+        return safe.CorrectionCount == whole.CorrectionCount ? safe : new PackedInt8Matrix(whole) { SplitsActivations = true };
     }
 
     private PackedInt8Matrix(PackedInt8Matrix other)

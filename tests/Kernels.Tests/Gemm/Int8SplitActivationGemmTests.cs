@@ -36,7 +36,7 @@ public unsafe class Int8SplitActivationGemmTests
                 Int8Gemm.MultiplyReference(a, signedA, m, k, zeroPointA, b, signedB, n, zeroPointsB, expected);
 
                 var packed = PackedInt8Matrix.PackForMostlySmallActivations(b, k, n, zeroPointsB, signedB, saturatingQuads: true);
-                Assert.True(packed.Format == Int8PackFormat.Pairs16 || packed.SplitsActivations);
+                Assert.True(packed.Format == Int8PackFormat.Pairs16 || packed.SplitsActivations || packed.SaturationSafe);
                 foreach (int threads in new[] { 1, 2, 3 })
                 {
                     var actual = new int[m * n];
@@ -58,6 +58,12 @@ public unsafe class Int8SplitActivationGemmTests
         Assert.Equal(0, split.CorrectionCount);
         // The same weights packed for any 8-bit A on a saturating CPU take 16-bit pairs.
         Assert.Equal(Int8PackFormat.Pairs16, PackedInt8Matrix.Pack(bytes, 576, 64, [0], transposed: false, signed: true, format: null, saturatingQuads: true).Format);
+        // 7-bit weights cannot saturate with any A: plain quads, nothing to split.
+        var seven = Enumerable.Range(0, 576 * 64).Select(i => (byte)(sbyte)(i % 127 - 63)).ToArray();
+        var plain = PackedInt8Matrix.PackForMostlySmallActivations(seven, 576, 64, [0], signed: true, saturatingQuads: true);
+        Assert.Equal(Int8PackFormat.Quads, plain.Format);
+        Assert.False(plain.SplitsActivations);
+        Assert.True(plain.SaturationSafe);
         // Where quads do not saturate (VNNI, ARM dot product) nothing is split.
         Assert.False(PackedInt8Matrix.PackForMostlySmallActivations(bytes, 576, 64, [0], signed: true, saturatingQuads: false).SplitsActivations);
     }

@@ -30,6 +30,12 @@ public class IntraOpThreadsTests
         }));
         Assert.Equal("item 17", error.Message);
         Assert.All(runs, r => Assert.Equal(1, r));
+        // Also when the workers are busy and the loop falls back to Parallel.For (which wraps exceptions).
+        var nested = Assert.Throws<InvalidOperationException>(() => IntraOpThreads.For(4, 2, _ => IntraOpThreads.For(8, 2, j =>
+        {
+            if (j == 5) throw new InvalidOperationException("nested item 5");
+        })));
+        Assert.Equal("nested item 5", nested.Message);
         // The workers are free again.
         int total = 0;
         IntraOpThreads.For(10, 2, i => Interlocked.Add(ref total, i));

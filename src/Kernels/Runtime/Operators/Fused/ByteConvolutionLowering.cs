@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using Quantize.Kernels.Gemm;
 using Quantize.Kernels.Models;
@@ -48,6 +49,73 @@ internal static class ByteConvolutionLowering
     /// weights' layout (<see cref="PackedInt8Matrix.PackForMostlySmallActivations"/>); results are exact either way.
     /// </summary>
     public static bool SmallActivations(int zeroPoint, TensorElementType? type) => type != TensorElementType.Int8 && zeroPoint is >= 0 and < 64;
+
+    /// <summary>Receives one chunk of a lowered convolution: <paramref name="rows"/> output pixels from <paramref name="firstPixel"/> of image
+    /// <paramref name="image"/>, group <paramref name="group"/>, as exact int32 sums, pixel-major (rows x outputs per group).</summary>
+    public delegate void ChunkWriter(Span<int> sums, int rows, int image, int group, int firstPixel);
+
+    /// <summary>
+    /// The 8-bit convolution lowered to <see cref="Int8Gemm"/>: per image, NHWC once; per group, chunks of output pixels
+    /// become patch rows (taps in the padding hold x's zero point), multiplied exactly against weights packed by
+    /// <see cref="PackWeights"/>; <paramref name="write"/> stores each chunk. Chunks run on threads when there are enough.
+    /// </summary>
+    public static void Run(WindowGeometry g, Tensor x, int channels, int group, int outputs, int zeroPoint, PackedInt8Matrix[] packed, int threads, ChunkWriter write)
+    {
+        int batch = x.Shape[0], inSize = g.InputSize, pixels = g.OutputSize, channelsPerGroup = channels / group, outputsPerGroup = outputs / group;
+        int depth = g.KernelSize * channelsPerGroup;
+        if (pixels == 0 || batch == 0 || outputsPerGroup == 0) return;
+        // A 1x1 window with unit strides and no padding reads the NHWC image itself as the patch matrix.
+        bool pointwise = group == 1 && g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0) && g.PadEnd.All(p => p == 0);
+        var (chunks, rowsPerChunk, parallel) = ConvolutionLowering.Chunking(pixels, depth, threads);
+        bool signed = x.ElementType == TensorElementType.Int8;
+        byte[] nhwc = ArrayPool<byte>.Shared.Rent(inSize * channels);
+        try
+        {
+            for (int n = 0; n < batch; n++)
+            {
+                ConvolutionLowering.Transpose(QuantizationInputs.Bytes(x).Slice(n * channels * inSize, channels * inSize), channels, inSize, nhwc, channels);
+                for (int gi = 0; gi < group; gi++)
+                {
+                    int image = n, groupIndex = gi;
+                    void Chunk(int chunk, int gemmThreads)
+                    {
+                        int first = chunk * rowsPerChunk, rows = Math.Min(rowsPerChunk, pixels - first);
+                        byte[]? patches = pointwise ? null : ArrayPool<byte>.Shared.Rent(rows * depth);
+                        int[] sums = ArrayPool<int>.Shared.Rent(rows * outputsPerGroup);
+                        try
+                        {
+                            ReadOnlySpan<byte> a;
+                            if (patches is null)
+                            {
+                                a = nhwc.AsSpan(first * channels, rows * channels);
+                            }
+                            else
+                            {
+                                ConvolutionLowering.BuildPatches(g, nhwc, channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, (byte)zeroPoint, patches);
+                                a = patches.AsSpan(0, rows * depth);
+                            }
+                            var acc = sums.AsSpan(0, rows * outputsPerGroup);
+                            Int8Gemm.MultiplyInt32(a, rows, zeroPoint, signed, packed[groupIndex], acc, gemmThreads);
+                            write(acc, rows, image, groupIndex, first);
+                        }
+                        finally
+                        {
+                            if (patches is not null) ArrayPool<byte>.Shared.Return(patches);
+                            ArrayPool<int>.Shared.Return(sums);
+                        }
+                    }
+                    if (parallel)
+                        IntraOpThreads.For(chunks, threads, c => Chunk(c, 1));
+                    else
+                        for (int c = 0; c < chunks; c++) Chunk(c, threads);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(nhwc);
+        }
+    }
 
     /// <summary>
     /// One depthwise plane: <c>acc[o] = sum over the window's taps inside the image of (x - zx)(w[t] - zw)</c>

@@ -76,74 +76,32 @@ internal sealed class QuantizedConv(WindowAttributes window, int group, int[] we
             Depthwise(g, x, y, batch, channels, outputs, call.Context.DegreeOfParallelism);
             return;
         }
-        Lowered(g, x, y, batch, channels, outputs, call.Context.DegreeOfParallelism);
+        Lowered(g, x, y, channels, outputs, call.Context.DegreeOfParallelism);
     }
 
-    /// <summary>Per image: NHWC once; per group, chunks of output pixels become patch rows, an int8 GEMM, the output stage, and a transposed store.</summary>
-    private void Lowered(WindowGeometry g, Tensor x, Tensor y, int batch, int channels, int outputs, int threads)
+    /// <summary>Per image and group, chunks of output pixels through <see cref="ByteConvolutionLowering.Run"/>, then the output stage and a transposed store.</summary>
+    private void Lowered(WindowGeometry g, Tensor x, Tensor y, int channels, int outputs, int threads)
     {
-        int inSize = g.InputSize, pixels = g.OutputSize, channelsPerGroup = channels / group, outputsPerGroup = outputs / group;
-        int depth = g.KernelSize * channelsPerGroup;
-        if (pixels == 0 || batch == 0 || outputsPerGroup == 0) return;
-        // A 1x1 window with unit strides and no padding reads the NHWC image itself as the patch matrix.
-        bool pointwise = group == 1 && g.KernelSize == 1 && g.Stride.All(s => s == 1) && g.PadBegin.All(p => p == 0) && g.PadEnd.All(p => p == 0);
-        var (chunks, rowsPerChunk, parallel) = ConvolutionLowering.Chunking(pixels, depth, threads);
+        int pixels = g.OutputSize, outputsPerGroup = outputs / group;
         bool floats = stage.OutputType == TensorElementType.Float32;
-        bool signed = x.ElementType == TensorElementType.Int8;
-        byte[] nhwc = ArrayPool<byte>.Shared.Rent(inSize * channels);
-        try
+        ByteConvolutionLowering.Run(g, x, channels, group, outputs, zeroPoint, packed!, threads, (acc, rows, n, gi, first) =>
         {
-            for (int n = 0; n < batch; n++)
+            int outputOffset = (n * outputs + gi * outputsPerGroup) * pixels;
+            byte[] tile = ArrayPool<byte>.Shared.Rent(rows * outputsPerGroup * (floats ? sizeof(float) : 1));
+            try
             {
-                ConvolutionLowering.Transpose(QuantizationInputs.Bytes(x).Slice(n * channels * inSize, channels * inSize), channels, inSize, nhwc, channels);
-                for (int gi = 0; gi < group; gi++)
-                {
-                    int groupIndex = gi, outputOffset = (n * outputs + gi * outputsPerGroup) * pixels;
-                    void Chunk(int chunk, int gemmThreads)
-                    {
-                        int first = chunk * rowsPerChunk, rows = Math.Min(rowsPerChunk, pixels - first);
-                        byte[]? patches = pointwise ? null : ArrayPool<byte>.Shared.Rent(rows * depth);
-                        int[] sums = ArrayPool<int>.Shared.Rent(rows * outputsPerGroup);
-                        byte[] tile = ArrayPool<byte>.Shared.Rent(rows * outputsPerGroup * (floats ? sizeof(float) : 1));
-                        try
-                        {
-                            ReadOnlySpan<byte> a;
-                            if (patches is null)
-                            {
-                                a = nhwc.AsSpan(first * channels, rows * channels);
-                            }
-                            else
-                            {
-                                ConvolutionLowering.BuildPatches(g, nhwc, channels, groupIndex * channelsPerGroup, channelsPerGroup, first, rows, (byte)zeroPoint, patches);
-                                a = patches.AsSpan(0, rows * depth);
-                            }
-                            var acc = sums.AsSpan(0, rows * outputsPerGroup);
-                            Int8Gemm.MultiplyInt32(a, rows, zeroPoint, signed, packed![groupIndex], acc, gemmThreads);
-                            stage.WriteRows(acc, rows, outputsPerGroup, groupIndex * outputsPerGroup, tile);
-                            if (floats)
-                                ConvolutionLowering.Transpose(MemoryMarshal.Cast<byte, float>(tile.AsSpan(0, rows * outputsPerGroup * sizeof(float))), rows, outputsPerGroup,
-                                    y.AsSpan<float>()[(outputOffset + first)..], pixels);
-                            else
-                                ConvolutionLowering.Transpose(tile.AsSpan(0, rows * outputsPerGroup), rows, outputsPerGroup, QuantizationInputs.Bytes(y)[(outputOffset + first)..], pixels);
-                        }
-                        finally
-                        {
-                            if (patches is not null) ArrayPool<byte>.Shared.Return(patches);
-                            ArrayPool<int>.Shared.Return(sums);
-                            ArrayPool<byte>.Shared.Return(tile);
-                        }
-                    }
-                    if (parallel)
-                        IntraOpThreads.For(chunks, threads, c => Chunk(c, 1));
-                    else
-                        for (int c = 0; c < chunks; c++) Chunk(c, threads);
-                }
+                stage.WriteRows(acc, rows, outputsPerGroup, gi * outputsPerGroup, tile);
+                if (floats)
+                    ConvolutionLowering.Transpose(MemoryMarshal.Cast<byte, float>(tile.AsSpan(0, rows * outputsPerGroup * sizeof(float))), rows, outputsPerGroup,
+                        y.AsSpan<float>()[(outputOffset + first)..], pixels);
+                else
+                    ConvolutionLowering.Transpose(tile.AsSpan(0, rows * outputsPerGroup), rows, outputsPerGroup, QuantizationInputs.Bytes(y)[(outputOffset + first)..], pixels);
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(nhwc);
-        }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(tile);
+            }
+        });
     }
 
     /// <summary>Depthwise: output channel m reads input channel m / (outputs per group) only, summed directly in int32.</summary>

@@ -4,21 +4,27 @@ using Quantize.Kernels.Models;
 namespace Quantize.Kernels.Runtime.Operators;
 
 /// <summary>
-/// The exact integer convolution behind ConvInteger and QLinearConv: <c>sum (x - zx)(w - zw[m])</c> in int32.
-/// Per image and group, the patch matrix is built in bytes with padded taps set to x's zero point (so they add
-/// nothing) and multiplied on <see cref="Int8Gemm"/> against the weights packed once at load (or per run when
-/// they are not constant), then written back channel-major.
+/// The exact integer convolution behind ConvInteger and QLinearConv: <c>sum (x - zx)(w - zw[m])</c> in int32, lowered to
+/// <see cref="Int8Gemm"/> as the QDQ convolution is (<see cref="ByteConvolutionLowering.Run"/>: NHWC image, patch rows whose
+/// padded taps hold x's zero point, weights packed once at load, or per run when they are not constant).
 /// </summary>
 internal sealed class IntegerConvolution(WindowAttributes window, int group, PackedInt8Matrix[]? packed)
 {
-    public static IntegerConvolution Create(OperatorBuildContext context, int weightIndex, int weightZeroPointIndex)
+    public static IntegerConvolution Create(OperatorBuildContext context, int weightIndex, int weightZeroPointIndex, int inputZeroPointIndex)
     {
         var window = WindowAttributes.Read(context);
         int group = (int)context.Int("group", 1);
         if (group <= 0) throw context.Unsupported($"group {group}");
         PackedInt8Matrix[]? packed = null;
-        if (context.ConstantInput(weightIndex) is { } w && (!context.HasInput(weightZeroPointIndex) || context.ConstantInput(weightZeroPointIndex) is not null))
-            packed = Pack(w, QuantizationInputs.ZeroPoints(context.ConstantInput(weightZeroPointIndex), context.Label), group);
+        if (context.ConstantInput(weightIndex) is { } w && w.Rank >= 3 && w.Shape[0] % group == 0
+            && (!context.HasInput(weightZeroPointIndex) || context.ConstantInput(weightZeroPointIndex) is not null))
+        {
+            // x's zero point picks the weights' layout for AVX2 (exact either way): one that varies per run (ConvInteger after
+            // DynamicQuantizeLinear) is usually 0, for a ReLU's output.
+            bool small = context.ConstantInput(inputZeroPointIndex) is not { } zx
+                || ByteConvolutionLowering.SmallActivations(QuantizationInputs.ZeroPoints(zx, context.Label) is [var z, ..] ? z : 0, zx.ElementType);
+            packed = Pack(w, QuantizationInputs.ZeroPoints(context.ConstantInput(weightZeroPointIndex), context.Label), group, small);
+        }
         return new IntegerConvolution(window, group, packed);
     }
 
@@ -33,79 +39,27 @@ internal sealed class IntegerConvolution(WindowAttributes window, int group, Pac
         if (channels != channelsPerGroup * group || outputs % group != 0)
             throw new InvalidOperationException($"{node}: input {Tensor.Format(x.Shape)} and weights {Tensor.Format(w.Shape)} do not fit {group} groups.");
         var g = window.Resolve(x.Shape[2..], window.KernelShape ?? w.ShapeArray[2..], node);
+        if (g.KernelSize != Tensor.CountElements(w.Shape[2..]))
+            throw new InvalidOperationException($"{node}: kernel_shape {Tensor.Format(window.KernelShape ?? [])} differs from the weights' {Tensor.Format(w.Shape[2..])}.");
         int zx = QuantizationInputs.ZeroPoints(zeroPointX, node) is [var z, ..] ? z : 0;
-        var weights = packed ?? Pack(w, QuantizationInputs.ZeroPoints(zeroPointW, node), group);
-        int outputsPerGroup = outputs / group, depth = channelsPerGroup * g.KernelSize, pixels = g.OutputSize;
-        bool signedX = x.ElementType == TensorElementType.Int8;
-        var source = QuantizationInputs.Bytes(x);
-        accumulators = new int[batch * outputs * pixels];
-        var patches = new byte[pixels * depth];
-        var product = new int[pixels * outputsPerGroup];
-        for (int n = 0; n < batch; n++)
-        {
-            for (int gi = 0; gi < group; gi++)
-            {
-                BuildPatches(g, source.Slice((n * channels + gi * channelsPerGroup) * g.InputSize, channelsPerGroup * g.InputSize), channelsPerGroup, (byte)zx, patches);
-                Int8Gemm.MultiplyInt32(patches, pixels, zx, signedX, weights[gi], product, call.Context.DegreeOfParallelism);
-                int baseOut = (n * outputs + gi * outputsPerGroup) * pixels;
-                for (int p = 0; p < pixels; p++)
-                {
-                    for (int m = 0; m < outputsPerGroup; m++) accumulators[baseOut + m * pixels + p] = product[p * outputsPerGroup + m];
-                }
-            }
-        }
+        var weights = packed ?? Pack(w, QuantizationInputs.ZeroPoints(zeroPointW, node), group, small: true);
+        int outputsPerGroup = outputs / group, pixels = g.OutputSize;
+        var result = new int[batch * outputs * pixels];
+        ByteConvolutionLowering.Run(g, x, channels, group, outputs, zx, weights, call.Context.DegreeOfParallelism, (sums, rows, n, gi, first) =>
+            ConvolutionLowering.Transpose<int>(sums, rows, outputsPerGroup, result.AsSpan((n * outputs + gi * outputsPerGroup) * pixels + first), pixels));
+        accumulators = result;
         return g.OutputShape(batch, outputs);
     }
 
-    /// <summary>Row p: for each input channel and kernel tap, x under the tap, or x's zero point in the padding.</summary>
-    private static void BuildPatches(WindowGeometry g, ReadOnlySpan<byte> image, int channels, byte padding, Span<byte> patches)
+    /// <summary>Per group, the weights [Mg, Cg, taps] as the GEMM's B in the patch rows' tap-major order, with per-channel zero points.</summary>
+    private static PackedInt8Matrix[] Pack(Tensor w, int[] zeroPoints, int group, bool small)
     {
-        int inD = g.Input[0], inH = g.Input[1], inW = g.Input[2], outH = g.Output[1], outW = g.Output[2];
-        int taps = g.KernelSize, depth = channels * taps;
-        for (int p = 0; p < g.OutputSize; p++)
-        {
-            int ow = p % outW, oh = p / outW % outH, od = p / (outW * outH);
-            var row = patches.Slice(p * depth, depth);
-            int t = 0;
-            for (int c = 0; c < channels; c++)
-            {
-                for (int kd = 0; kd < g.Kernel[0]; kd++)
-                {
-                    int id = od * g.Stride[0] - g.PadBegin[0] + kd * g.Dilation[0];
-                    for (int kh = 0; kh < g.Kernel[1]; kh++)
-                    {
-                        int ih = oh * g.Stride[1] - g.PadBegin[1] + kh * g.Dilation[1];
-                        for (int kw = 0; kw < g.Kernel[2]; kw++, t++)
-                        {
-                            int iw = ow * g.Stride[2] - g.PadBegin[2] + kw * g.Dilation[2];
-                            bool inside = (uint)id < (uint)inD && (uint)ih < (uint)inH && (uint)iw < (uint)inW;
-                            row[t] = inside ? image[((c * inD + id) * inH + ih) * inW + iw] : padding;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>Per group, the weights [Mg, Cg x taps] as the GEMM's B (K x Mg, given transposed), with per-channel zero points.</summary>
-    private static PackedInt8Matrix[] Pack(Tensor w, int[] zeroPoints, int group)
-    {
-        int outputs = w.Shape[0], outputsPerGroup = outputs / group, depth = w.Length / outputs;
+        int outputs = w.Shape[0], outputsPerGroup = outputs / group, taps = Tensor.CountElements(w.Shape[2..]);
         var bytes = QuantizationInputs.Bytes(w);
+        bool signed = w.ElementType == TensorElementType.Int8;
         var result = new PackedInt8Matrix[group];
         for (int g = 0; g < group; g++)
-        {
-            var slice = bytes.Slice(g * outputsPerGroup * depth, outputsPerGroup * depth);
-            int[] zps = zeroPoints.Length switch
-            {
-                0 => [0],
-                1 => [zeroPoints[0]],
-                _ => zeroPoints.AsSpan(g * outputsPerGroup, outputsPerGroup).ToArray(),
-            };
-            result[g] = w.ElementType == TensorElementType.Int8
-                ? PackedInt8Matrix.Pack(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(slice), depth, outputsPerGroup, zps, transposed: true)
-                : PackedInt8Matrix.Pack(slice, depth, outputsPerGroup, zps, transposed: true);
-        }
+            result[g] = ByteConvolutionLowering.PackWeights(bytes, signed, g, outputsPerGroup, w.Shape[1], taps, zeroPoints, small);
         return result;
     }
 }
@@ -114,7 +68,7 @@ internal sealed class IntegerConvolution(WindowAttributes window, int group, Pac
 [OnnxOperator("ConvInteger", 10)]
 internal sealed class ConvIntegerOperator(IntegerConvolution convolution) : Operator
 {
-    public static Operator Create(OperatorBuildContext context) => new ConvIntegerOperator(IntegerConvolution.Create(context, 1, 3));
+    public static Operator Create(OperatorBuildContext context) => new ConvIntegerOperator(IntegerConvolution.Create(context, 1, 3, 2));
 
     public override void Run(OperatorCall call)
     {
@@ -130,7 +84,7 @@ internal sealed class ConvIntegerOperator(IntegerConvolution convolution) : Oper
 [OnnxOperator("QLinearConv", 10)]
 internal sealed class QLinearConvOperator(IntegerConvolution convolution) : Operator
 {
-    public static Operator Create(OperatorBuildContext context) => new QLinearConvOperator(IntegerConvolution.Create(context, 3, 5));
+    public static Operator Create(OperatorBuildContext context) => new QLinearConvOperator(IntegerConvolution.Create(context, 3, 5, 2));
 
     public override void Run(OperatorCall call)
     {
