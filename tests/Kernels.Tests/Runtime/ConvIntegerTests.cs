@@ -70,6 +70,60 @@ public class ConvIntegerTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void QLinearConv_requantizes_the_same_sums(string spec)
+    {
+        var c = Parse(spec);
+        // QLinearConv's weights are always initializers here (the "input" case too); the lowering is ConvInteger's.
+        var random = new Random(spec.Length * 7 + 1);
+        int cg = c.Channels / c.Group;
+        int[] xShape = [c.Batch, c.Channels, .. c.Input];
+        int[] wShape = [c.Outputs, cg, .. c.Kernel];
+        int[] x = Enumerable.Range(0, xShape.Aggregate(1, (a, b) => a * b)).Select(_ => c.SignedX ? random.Next(-128, 128) : random.Next(256)).ToArray();
+        int[] w = Enumerable.Range(0, wShape.Aggregate(1, (a, b) => a * b)).Select(_ => c.SignedW ? random.Next(-128, 128) : random.Next(256)).ToArray();
+        int[] zw = c.PerChannel ? Enumerable.Range(0, c.Outputs).Select(_ => c.SignedW ? 0 : random.Next(120, 136)).ToArray() : [c.SignedW ? 0 : 128];
+        float sx = 0.02f;
+        float[] sw = Enumerable.Range(0, zw.Length).Select(_ => 0.001f + random.NextSingle() * 0.004f).ToArray();
+        int[] bias = Enumerable.Range(0, c.Outputs).Select(_ => random.Next(-5000, 5000)).ToArray();
+        int zy = c.SignedX ? 3 : 120;
+        var sums = Reference(c, x, w, zw);
+        int outSize = sums.Values.Length / (c.Batch * c.Outputs);
+        // y's scale puts the largest result about 100 steps from the zero point: outputs spread, a few clip.
+        float sy = (float)(sums.Values.Select((sum, i) => Math.Abs((double)sum + bias[i / outSize % c.Outputs])).Max() * sx * sw.Max() / 100);
+
+        var builder = new QdqModelBuilder();
+        builder.Input("X", c.SignedX ? DataType.Int8 : DataType.Uint8, xShape.Select(d => (long)d).ToArray());
+        long[] perChannel = c.PerChannel ? [c.Outputs] : [];
+        builder.Node("QLinearConv",
+            ["X", builder.Scalar("sx", sx), builder.ZeroPoint("zx", c.ZeroPointX, c.SignedX),
+             builder.Bytes("w", wShape.Select(d => (long)d).ToArray(), w, c.SignedW), builder.Floats("sw", perChannel, sw), builder.Bytes("zw", perChannel, zw, c.SignedW),
+             builder.Scalar("sy", sy), builder.ZeroPoint("zy", zy, c.SignedX), builder.Int32s("bias", [c.Outputs], bias)],
+            "Y",
+            QdqModelBuilder.Ints("strides", c.Strides.Select(v => (long)v).ToArray()),
+            QdqModelBuilder.Ints("dilations", c.Dilations.Select(v => (long)v).ToArray()),
+            QdqModelBuilder.Ints("pads", c.Pads.Select(v => (long)v).ToArray()),
+            QdqModelBuilder.Int("group", c.Group));
+        builder.Output("Y", c.SignedX ? DataType.Int8 : DataType.Uint8);
+        byte[] model = builder.Build(opset: 10);
+
+        var expected = sums.Values.Select((sum, i) =>
+        {
+            int m = i / outSize % c.Outputs;
+            float scale = sx * sw[sw.Length == 1 ? 0 : m] / sy;
+            double value = Math.Round(Math.Clamp((sum + bias[m]) * (double)scale + zy, c.SignedX ? -128 : 0, c.SignedX ? 127 : 255), MidpointRounding.ToEven);
+            return (int)value;
+        }).ToArray();
+        Assert.True(expected.Distinct().Count() >= Math.Min(20, expected.Length / 3), "the outputs should spread over many steps");
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var session = ModelSession.Load(model, "qlinearconv.onnx", new SessionOptions { Threads = threads });
+            var y = session.Run(new Dictionary<string, Tensor> { ["X"] = Bytes(x, c.SignedX, xShape) })["Y"];
+            int[] actual = c.SignedX ? y.ToArray<sbyte>().Select(v => (int)v).ToArray() : y.ToArray<byte>().Select(v => (int)v).ToArray();
+            Assert.Equal(expected, actual);
+        }
+    }
+
     private static Tensor Bytes(int[] values, bool signed, int[] shape) =>
         signed ? Tensor.Create(values.Select(v => (sbyte)v).ToArray(), shape) : Tensor.Create(values.Select(v => (byte)v).ToArray(), shape);
 

@@ -101,12 +101,13 @@ internal sealed class QLinearConvOperator(IntegerConvolution convolution) : Oper
         var (min, max) = outputType == TensorElementType.Int8 ? (-128, 127) : (0, 255);
         int outputs = shape[1], pixels = accumulators.Length / (shape[0] * outputs);
         var output = QuantizationInputs.Bytes(call.Output(0, outputType, shape));
-        for (int i = 0; i < accumulators.Length; i++)
+        for (int plane = 0; plane < accumulators.Length / Math.Max(1, pixels); plane++)
         {
-            int m = i / pixels % outputs;
+            int m = plane % outputs, offset = plane * pixels;
             double scale = sx * sw[sw.Length == 1 ? 0 : m] / sy; // float32 arithmetic, as the reference
-            double value = (accumulators[i] + (bias is null ? 0 : bias[m])) * scale + zy;
-            output[i] = (byte)(int)Math.Round(Math.Clamp(value, min, max), MidpointRounding.ToEven);
+            int b = bias is null ? 0 : bias[m];
+            for (int i = offset; i < offset + pixels; i++)
+                output[i] = (byte)(int)Math.Round(Math.Clamp((accumulators[i] + b) * scale + zy, min, max), MidpointRounding.ToEven);
         }
     }
 }
