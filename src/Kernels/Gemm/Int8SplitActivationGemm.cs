@@ -26,7 +26,7 @@ internal static unsafe class Int8SplitActivationGemm
     public static void Run(GemmA a, byte* b, int columns, int* c, int threads)
     {
         int rows = a.RowCount, depth = a.Depth;
-        GemmDriver<Int8QuadKernelAvx2ClampedA, int, byte, int>.Run(a, b, columns, c, threads);
+        GemmDriver<Int8QuadKernelAvx2PartOfA<ClampedA>, int, byte, int>.Run(a, b, columns, c, threads);
         long excess = CountExcess(a);
         if (excess == 0) return;
         if (excess <= MaxSparseExcessFraction * rows * depth)
@@ -42,7 +42,7 @@ internal static unsafe class Int8SplitActivationGemm
         {
             fixed (int* pe = second)
             {
-                GemmDriver<Int8QuadKernelAvx2ExcessA, int, byte, int>.Run(a, b, columns, pe, threads);
+                GemmDriver<Int8QuadKernelAvx2PartOfA<ExcessOfA>, int, byte, int>.Run(a, b, columns, pe, threads);
                 long count = (long)rows * columns, i = 0;
                 for (; i <= count - 8; i += 8) Avx.Store(c + i, Avx2.Add(Avx.LoadVector256(c + i), Avx.LoadVector256(pe + i)));
                 for (; i < count; i++) c[i] += pe[i];
@@ -135,8 +135,9 @@ internal static unsafe class Int8SplitActivationGemm
     }
 }
 
-/// <summary>Packs A as <see cref="Int8QuadPacking"/> does, each byte then clamped to 127 (<c>vpminub</c>), for <see cref="Int8SplitActivationGemm"/>.</summary>
-internal readonly unsafe struct Int8QuadKernelAvx2ClampedA : IGemmKernel<int, byte, int>
+/// <summary>Packs A as <see cref="Int8QuadPacking"/> does, then maps each byte with <typeparamref name="TPart"/>; multiplies as <see cref="Int8QuadKernelAvx2"/>.</summary>
+internal readonly unsafe struct Int8QuadKernelAvx2PartOfA<TPart> : IGemmKernel<int, byte, int>
+    where TPart : IPartOfA
 {
     public static int Rows => Int8QuadPacking.Rows;
     public static int Columns => PackedInt8Matrix.PanelWidth;
@@ -151,36 +152,34 @@ internal readonly unsafe struct Int8QuadKernelAvx2ClampedA : IGemmKernel<int, by
         Int8QuadPacking.PackA(a, row, rows, k0, kc, packed);
         var bytes = (byte*)packed;
         int count = Int8QuadPacking.RowBlockLength(kc) * 4, i = 0;
-        var limit = Vector256.Create((byte)127);
-        for (; i <= count - 32; i += 32) Avx.Store(bytes + i, Avx2.Min(Avx.LoadVector256(bytes + i), limit));
-        for (; i < count; i++) bytes[i] = Math.Min(bytes[i], (byte)127);
+        for (; i <= count - 32; i += 32) Avx.Store(bytes + i, TPart.Of(Avx.LoadVector256(bytes + i)));
+        for (; i < count; i++) bytes[i] = TPart.Of(bytes[i]);
     }
 
     public static void Multiply(int* a, byte* b, int kc, int* c, int ldc, bool accumulate, int rows, int columns) =>
         Int8QuadKernelAvx2.Multiply(a, b, kc, c, ldc, accumulate, rows, columns);
 }
 
-/// <summary>Packs A as <see cref="Int8QuadPacking"/> does, each byte then replaced by its excess over 127 (<c>vpsubusb</c>).</summary>
-internal readonly unsafe struct Int8QuadKernelAvx2ExcessA : IGemmKernel<int, byte, int>
+/// <summary>Which part of A (as uint8) a split pass multiplies.</summary>
+internal interface IPartOfA
 {
-    public static int Rows => Int8QuadPacking.Rows;
-    public static int Columns => PackedInt8Matrix.PanelWidth;
-    public static int KStep => 4;
-    public static int KBlock => 1024;
-    public static int MBlock => 96;
-    public static int PanelStepLength => 4 * PackedInt8Matrix.PanelWidth;
-    public static int PackedARowBlockLength(int kc) => Int8QuadPacking.RowBlockLength(kc);
+    static abstract Vector256<byte> Of(Vector256<byte> a);
 
-    public static void PackA(in GemmA a, int row, int rows, int k0, int kc, int* packed)
-    {
-        Int8QuadPacking.PackA(a, row, rows, k0, kc, packed);
-        var bytes = (byte*)packed;
-        int count = Int8QuadPacking.RowBlockLength(kc) * 4, i = 0;
-        var limit = Vector256.Create((byte)127);
-        for (; i <= count - 32; i += 32) Avx.Store(bytes + i, Avx2.SubtractSaturate(Avx.LoadVector256(bytes + i), limit));
-        for (; i < count; i++) bytes[i] = (byte)Math.Max(bytes[i] - 127, 0);
-    }
+    static abstract byte Of(byte a);
+}
 
-    public static void Multiply(int* a, byte* b, int kc, int* c, int ldc, bool accumulate, int rows, int columns) =>
-        Int8QuadKernelAvx2.Multiply(a, b, kc, c, ldc, accumulate, rows, columns);
+/// <summary>min(A, 127) (<c>vpminub</c>).</summary>
+internal readonly struct ClampedA : IPartOfA
+{
+    public static Vector256<byte> Of(Vector256<byte> a) => Avx2.Min(a, Vector256.Create((byte)127));
+
+    public static byte Of(byte a) => Math.Min(a, (byte)127);
+}
+
+/// <summary>max(A - 127, 0) (<c>vpsubusb</c>).</summary>
+internal readonly struct ExcessOfA : IPartOfA
+{
+    public static Vector256<byte> Of(Vector256<byte> a) => Avx2.SubtractSaturate(a, Vector256.Create((byte)127));
+
+    public static byte Of(byte a) => (byte)Math.Max(a - 127, 0);
 }
