@@ -12,12 +12,16 @@ namespace Quantize.Kernels.Tests.Runtime;
 public class QdqElementwiseFusionTests
 {
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, true)]
-    public void Qdq_max_pool_runs_on_8_bit_values(bool signed, bool requantize)
+    [InlineData(false, false, 3, 2, 1, 37)]
+    [InlineData(true, true, 3, 2, 2, 37)]
+    // Rows of several 32-output vectors along the width, strides 1 and 2, even and odd windows.
+    [InlineData(false, false, 3, 1, 1, 70)]
+    [InlineData(true, false, 2, 2, 1, 131)]
+    [InlineData(false, true, 3, 2, 1, 200)]
+    public void Qdq_max_pool_runs_on_8_bit_values(bool signed, bool requantize, int kernel, int stride, int dilation, int width)
     {
         var random = new Random(signed ? 3 : 4);
-        int[] shape = [2, 5, 13, 37]; // rows wider than one vector, and a tail
+        int[] shape = [2, 5, 13, width]; // rows wider than one vector, and a tail
         var b = new QdqModelBuilder();
         b.Input("X", DataType.Float, shape.Select(d => (long)d).ToArray());
         b.Output("Y", signed ? DataType.Int8 : DataType.Uint8);
@@ -25,8 +29,8 @@ public class QdqElementwiseFusionTests
         int zeroPoint = signed ? -3 : 120;
         var (_, x) = b.QuantizeDequantize("X", scale, zeroPoint, signed);
         string pooled = b.Unique("pooled");
-        b.Node("MaxPool", [x], pooled, Ints("kernel_shape", 3, 3), Ints("strides", 2, 2), Ints("pads", 1, 1, 1, 0),
-            Int("ceil_mode", requantize ? 1 : 0), Ints("dilations", 1, requantize ? 2 : 1));
+        b.Node("MaxPool", [x], pooled, Ints("kernel_shape", 3, kernel), Ints("strides", 2, stride), Ints("pads", 1, 1, 1, kernel > 2 ? 0 : 1),
+            Int("ceil_mode", requantize ? 1 : 0), Ints("dilations", 1, dilation));
         // The output's parameters: the input's (as quantize_static writes MaxPool), or others, which need the table.
         b.Node("QuantizeLinear", [pooled, b.Scalar("y_scale", requantize ? scale * 1.7f : scale), b.ZeroPoint("y_zp", requantize ? 10 : zeroPoint, signed)], "Y");
         byte[] model = b.Build();

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Quantize.Kernels.Models;
 
 namespace Quantize.Kernels.Runtime.Operators;
@@ -57,10 +58,17 @@ internal sealed class QuantizedMaxPool(WindowAttributes window, TensorElementTyp
     /// Values are compared as keys <c>v ^ flip</c>, which order int8 values as unsigned bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MaxPlane(WindowGeometry g, ReadOnlySpan<byte> source, byte flip, Span<byte> target)
+    internal static void MaxPlane(WindowGeometry g, ReadOnlySpan<byte> source, byte flip, Span<byte> target, bool vectorRows = true)
     {
         int inH = g.Input[1], inW = g.Input[2], outD = g.Output[0], outH = g.Output[1], outW = g.Output[2];
-        Span<byte> columns = inW <= 1024 ? stackalloc byte[inW] : new byte[inW];
+        // Along the row, windows without dilation and strides 1 or 2 take 32 outputs at a time from a line with key 0
+        // (below every value) either side; otherwise each output's taps one by one.
+        bool byVectors = vectorRows && Avx2.IsSupported && g.Dilation[2] == 1 && g.Stride[2] <= 2;
+        int pw = byVectors ? g.PadBegin[2] : 0;
+        int lineLength = byVectors ? Math.Max(pw + inW, (outW + 32) * g.Stride[2] + g.Kernel[2] + 32) : inW;
+        Span<byte> line = lineLength <= 2048 ? stackalloc byte[lineLength] : new byte[lineLength];
+        line.Clear();
+        var columns = line.Slice(pw, inW);
         var flips = Vector256.Create(flip);
         int o = 0;
         for (int od = 0; od < outD; od++)
@@ -87,6 +95,12 @@ internal sealed class QuantizedMaxPool(WindowAttributes window, TensorElementTyp
                         for (; w < inW; w++) columns[w] = Math.Max(columns[w], (byte)(row[w] ^ flip));
                     }
                 }
+                if (byVectors)
+                {
+                    MaxAlongRow(line, g.Stride[2], g.Kernel[2], outW, flip, target.Slice(o, outW));
+                    o += outW;
+                    continue;
+                }
                 for (int ow = 0; ow < outW; ow++, o++)
                 {
                     int fw = g.FirstTap[2][ow], ew = g.EndTap[2][ow], w0 = ow * g.Stride[2] - g.PadBegin[2];
@@ -94,6 +108,42 @@ internal sealed class QuantizedMaxPool(WindowAttributes window, TensorElementTyp
                     for (int kw = fw; kw < ew; kw++) best = Math.Max(best, columns[w0 + kw * g.Dilation[2]]);
                     target[o] = (byte)(best ^ flip);
                 }
+            }
+        }
+    }
+
+    /// <summary>Output j = max over kw of line[j x stride + kw] (keys), flipped back; 32 outputs per step, stride 1 or 2.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MaxAlongRow(Span<byte> line, int stride, int kernel, int outW, byte flip, Span<byte> target)
+    {
+        var flips = Vector256.Create(flip);
+        var low = Vector256.Create((ushort)0x00ff);
+        fixed (byte* pl = line, pt = target)
+        {
+            for (int ow = 0; ow < outW; ow += 32)
+            {
+                var best = Vector256<byte>.Zero;
+                for (int kw = 0; kw < kernel; kw++)
+                {
+                    byte* tap = pl + ow * stride + kw;
+                    Vector256<byte> taps;
+                    if (stride == 1)
+                    {
+                        taps = Avx.LoadVector256(tap);
+                    }
+                    else
+                    {
+                        // The even bytes of 64: each 16-bit lane's low byte, packed, then the 64-bit quarters back in order.
+                        var first = Avx2.And(Avx.LoadVector256(tap).AsUInt16(), low).AsInt16();
+                        var second = Avx2.And(Avx.LoadVector256(tap + 32).AsUInt16(), low).AsInt16();
+                        taps = Avx2.Permute4x64(Avx2.PackUnsignedSaturate(first, second).AsUInt64(), 0b11_01_10_00).AsByte();
+                    }
+                    best = Avx2.Max(best, taps);
+                }
+                best ^= flips;
+                int lanes = Math.Min(32, outW - ow);
+                if (lanes == 32) Avx.Store(pt + ow, best);
+                else for (int j = 0; j < lanes; j++) pt[ow + j] = best.GetElement(j);
             }
         }
     }
