@@ -1,0 +1,33 @@
+using Quantize.Kernels.Runtime.Operators;
+
+namespace Quantize.Kernels.Tests.Runtime;
+
+/// <summary>The 8 x 8 block byte transpose equals the scalar twin for every shape: whole blocks, edges, strides past the rows.</summary>
+public class ConvolutionLoweringTransposeTests
+{
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(8, 8, 8)]
+    [InlineData(7, 9, 7)]
+    [InlineData(16, 64, 20)]
+    [InlineData(61, 64, 3136)]
+    [InlineData(96, 24, 100)]
+    [InlineData(33, 130, 41)]
+    public void Block_transpose_equals_the_scalar_twin(int rows, int columns, int targetStride)
+    {
+        var random = new Random(rows * 131 + columns);
+        byte[] source = new byte[rows * columns];
+        random.NextBytes(source);
+        // Bytes of the target outside the transposed block must stay as they were.
+        int length = (columns - 1) * targetStride + rows + 5;
+        byte[] blocks = new byte[length], scalar = new byte[length];
+        random.NextBytes(blocks);
+        blocks.CopyTo(scalar, 0);
+        ConvolutionLowering.TransposeBytes(source, rows, columns, blocks, targetStride);
+        ConvolutionLowering.TransposeScalar<byte>(source, rows, columns, scalar, targetStride);
+        Assert.Equal(scalar, blocks);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                Assert.Equal(source[r * columns + c], blocks[c * targetStride + r]);
+    }
+}
