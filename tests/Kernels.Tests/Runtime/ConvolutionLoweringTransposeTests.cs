@@ -2,7 +2,7 @@ using Quantize.Kernels.Runtime.Operators;
 
 namespace Quantize.Kernels.Tests.Runtime;
 
-/// <summary>The 8 x 8 block byte transpose equals the scalar twin for every shape: whole blocks, edges, strides past the rows.</summary>
+/// <summary>The 8 x 8 block transposes (bytes, 32-bit values) equal the scalar twin for every shape: whole blocks, edges, strides past the rows.</summary>
 public class ConvolutionLoweringTransposeTests
 {
     [Theory]
@@ -29,5 +29,29 @@ public class ConvolutionLoweringTransposeTests
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < columns; c++)
                 Assert.Equal(source[r * columns + c], blocks[c * targetStride + r]);
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(8, 8, 8)]
+    [InlineData(7, 9, 7)]
+    [InlineData(16, 64, 20)]
+    [InlineData(61, 64, 3136)]
+    [InlineData(96, 24, 100)]
+    [InlineData(33, 130, 41)]
+    public void Block_transpose_of_32_bit_values_equals_the_scalar_twin(int rows, int columns, int targetStride)
+    {
+        var random = new Random(rows * 17 + columns);
+        // NaN payloads and negative zeros too: the values are moved, never computed on.
+        float[] source = Enumerable.Range(0, rows * columns).Select(_ => BitConverter.Int32BitsToSingle(random.Next(int.MinValue, int.MaxValue))).ToArray();
+        int length = (columns - 1) * targetStride + rows + 5;
+        float[] blocks = Enumerable.Range(0, length).Select(_ => random.NextSingle()).ToArray();
+        float[] scalar = [.. blocks];
+        ConvolutionLowering.TransposeWords(source, rows, columns, blocks, targetStride);
+        ConvolutionLowering.TransposeScalar<float>(source, rows, columns, scalar, targetStride);
+        Assert.Equal(scalar.Select(BitConverter.SingleToInt32Bits), blocks.Select(BitConverter.SingleToInt32Bits));
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(source[r * columns + c]), BitConverter.SingleToInt32Bits(blocks[c * targetStride + r]));
     }
 }

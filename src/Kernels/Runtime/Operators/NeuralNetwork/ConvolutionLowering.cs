@@ -43,6 +43,11 @@ internal static class ConvolutionLowering
             TransposeBytes(MemoryMarshal.AsBytes(source), rows, columns, MemoryMarshal.AsBytes(target), targetStride);
             return;
         }
+        if (Unsafe.SizeOf<T>() == 4 && Avx.IsSupported)
+        {
+            TransposeWords(MemoryMarshal.Cast<T, float>(source), rows, columns, MemoryMarshal.Cast<T, float>(target), targetStride);
+            return;
+        }
         TransposeScalar(source, rows, columns, target, targetStride);
     }
 
@@ -71,7 +76,7 @@ internal static class ConvolutionLowering
     /// <summary>
     /// Bytes in blocks of 8 x 8: eight 8-byte row loads, three rounds of interleaving (bytes, 16-bit pairs, 32-bit quads),
     /// eight 8-byte stores, instead of 64 single bytes each way (the 8-bit convolutions' results back to NCHW). The rows
-    /// and columns left over go through <see cref="TransposeScalar{T}"/>.
+    /// and columns left over are moved one by one.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void TransposeBytes(ReadOnlySpan<byte> source, int rows, int columns, Span<byte> target, int targetStride)
@@ -105,12 +110,12 @@ internal static class ConvolutionLowering
         if (fullColumns < columns)
         {
             // The last columns, every row.
-            TransposeScalar(source[fullColumns..], rows, columns, target[(fullColumns * targetStride)..], targetStride, columns - fullColumns);
+            TransposeColumns(source[fullColumns..], rows, columns, target[(fullColumns * targetStride)..], targetStride, columns - fullColumns);
         }
         if (fullRows < rows)
         {
             // The last rows, the columns done above.
-            TransposeScalar(source[(fullRows * columns)..], rows - fullRows, columns, target[fullRows..], targetStride, fullColumns);
+            TransposeColumns(source[(fullRows * columns)..], rows - fullRows, columns, target[fullRows..], targetStride, fullColumns);
         }
 
         static Vector128<byte> Row(byte* from, int row, int columns) => Vector128.CreateScalarUnsafe(*(ulong*)(from + (long)row * columns)).AsByte();
@@ -122,8 +127,59 @@ internal static class ConvolutionLowering
         }
     }
 
+    /// <summary>
+    /// 32-bit values (floats, int32 sums) in blocks of 8 x 8 with AVX: eight row loads, unpacks, shuffles and lane permutes,
+    /// eight column stores. Values are only moved, never computed on, so any 32-bit type goes through as float.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void TransposeWords(ReadOnlySpan<float> source, int rows, int columns, Span<float> target, int targetStride)
+    {
+        int fullRows = rows & ~7, fullColumns = columns & ~7;
+        if (rows > 0 && columns > 0 && source.Length < (long)rows * columns) throw new ArgumentException("The source is too short.", nameof(source));
+        if (rows > 0 && columns > 0 && target.Length < (long)(columns - 1) * targetStride + rows) throw new ArgumentException("The target is too short.", nameof(target));
+        fixed (float* src = source, dst = target)
+        {
+            for (int r = 0; r < fullRows; r += 8)
+            {
+                for (int c = 0; c < fullColumns; c += 8)
+                {
+                    float* from = src + (long)r * columns + c;
+                    var t0 = Avx.UnpackLow(Avx.LoadVector256(from), Avx.LoadVector256(from + columns));
+                    var t1 = Avx.UnpackHigh(Avx.LoadVector256(from), Avx.LoadVector256(from + columns));
+                    var t2 = Avx.UnpackLow(Avx.LoadVector256(from + 2 * columns), Avx.LoadVector256(from + 3 * columns));
+                    var t3 = Avx.UnpackHigh(Avx.LoadVector256(from + 2 * columns), Avx.LoadVector256(from + 3 * columns));
+                    var t4 = Avx.UnpackLow(Avx.LoadVector256(from + 4 * columns), Avx.LoadVector256(from + 5 * columns));
+                    var t5 = Avx.UnpackHigh(Avx.LoadVector256(from + 4 * columns), Avx.LoadVector256(from + 5 * columns));
+                    var t6 = Avx.UnpackLow(Avx.LoadVector256(from + 6 * columns), Avx.LoadVector256(from + 7 * columns));
+                    var t7 = Avx.UnpackHigh(Avx.LoadVector256(from + 6 * columns), Avx.LoadVector256(from + 7 * columns));
+                    var s0 = Avx.Shuffle(t0, t2, 0x44);
+                    var s1 = Avx.Shuffle(t0, t2, 0xEE);
+                    var s2 = Avx.Shuffle(t1, t3, 0x44);
+                    var s3 = Avx.Shuffle(t1, t3, 0xEE);
+                    var s4 = Avx.Shuffle(t4, t6, 0x44);
+                    var s5 = Avx.Shuffle(t4, t6, 0xEE);
+                    var s6 = Avx.Shuffle(t5, t7, 0x44);
+                    var s7 = Avx.Shuffle(t5, t7, 0xEE);
+                    float* to = dst + (long)c * targetStride + r;
+                    Avx.Store(to, Avx.Permute2x128(s0, s4, 0x20));
+                    Avx.Store(to + targetStride, Avx.Permute2x128(s1, s5, 0x20));
+                    Avx.Store(to + 2L * targetStride, Avx.Permute2x128(s2, s6, 0x20));
+                    Avx.Store(to + 3L * targetStride, Avx.Permute2x128(s3, s7, 0x20));
+                    Avx.Store(to + 4L * targetStride, Avx.Permute2x128(s0, s4, 0x31));
+                    Avx.Store(to + 5L * targetStride, Avx.Permute2x128(s1, s5, 0x31));
+                    Avx.Store(to + 6L * targetStride, Avx.Permute2x128(s2, s6, 0x31));
+                    Avx.Store(to + 7L * targetStride, Avx.Permute2x128(s3, s7, 0x31));
+                }
+            }
+        }
+        if (fullColumns < columns)
+            TransposeColumns(source[fullColumns..], rows, columns, target[(fullColumns * targetStride)..], targetStride, columns - fullColumns);
+        if (fullRows < rows)
+            TransposeColumns(source[(fullRows * columns)..], rows - fullRows, columns, target[fullRows..], targetStride, fullColumns);
+    }
+
     /// <summary>The first <paramref name="count"/> columns of a rows x columns source, transposed.</summary>
-    private static void TransposeScalar(ReadOnlySpan<byte> source, int rows, int columns, Span<byte> target, int targetStride, int count)
+    private static void TransposeColumns<T>(ReadOnlySpan<T> source, int rows, int columns, Span<T> target, int targetStride, int count)
     {
         for (int c = 0; c < count; c++)
         {
