@@ -5,14 +5,14 @@ namespace Quantize.Kernels.Tests.Runtime;
 /// <summary>The 8 x 8 block transposes (bytes, 32-bit values) equal the scalar twin for every shape: whole blocks, edges, strides past the rows.</summary>
 public class ConvolutionLoweringTransposeTests
 {
+    /// <summary>rows, columns, target stride: single values, whole blocks, edges both ways, NCHW-like strides.</summary>
+    public static TheoryData<int, int, int> Shapes() => new()
+    {
+        { 1, 1, 1 }, { 8, 8, 8 }, { 7, 9, 7 }, { 16, 64, 20 }, { 61, 64, 3136 }, { 96, 24, 100 }, { 33, 130, 41 },
+    };
+
     [Theory]
-    [InlineData(1, 1, 1)]
-    [InlineData(8, 8, 8)]
-    [InlineData(7, 9, 7)]
-    [InlineData(16, 64, 20)]
-    [InlineData(61, 64, 3136)]
-    [InlineData(96, 24, 100)]
-    [InlineData(33, 130, 41)]
+    [MemberData(nameof(Shapes))]
     public void Block_transpose_equals_the_scalar_twin(int rows, int columns, int targetStride)
     {
         var random = new Random(rows * 131 + columns);
@@ -32,13 +32,7 @@ public class ConvolutionLoweringTransposeTests
     }
 
     [Theory]
-    [InlineData(1, 1, 1)]
-    [InlineData(8, 8, 8)]
-    [InlineData(7, 9, 7)]
-    [InlineData(16, 64, 20)]
-    [InlineData(61, 64, 3136)]
-    [InlineData(96, 24, 100)]
-    [InlineData(33, 130, 41)]
+    [MemberData(nameof(Shapes))]
     public void Block_transpose_of_32_bit_values_equals_the_scalar_twin(int rows, int columns, int targetStride)
     {
         var random = new Random(rows * 17 + columns);

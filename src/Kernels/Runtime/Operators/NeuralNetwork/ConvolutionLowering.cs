@@ -81,9 +81,8 @@ internal static class ConvolutionLowering
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void TransposeBytes(ReadOnlySpan<byte> source, int rows, int columns, Span<byte> target, int targetStride)
     {
+        CheckBlockTranspose(source.Length, rows, columns, target.Length, targetStride);
         int fullRows = rows & ~7, fullColumns = columns & ~7;
-        if (rows > 0 && columns > 0 && source.Length < (long)rows * columns) throw new ArgumentException("The source is too short.", nameof(source));
-        if (rows > 0 && columns > 0 && target.Length < (long)(columns - 1) * targetStride + rows) throw new ArgumentException("The target is too short.", nameof(target));
         fixed (byte* src = source, dst = target)
         {
             for (int r = 0; r < fullRows; r += 8)
@@ -107,16 +106,7 @@ internal static class ConvolutionLowering
                 }
             }
         }
-        if (fullColumns < columns)
-        {
-            // The last columns, every row.
-            TransposeColumns(source[fullColumns..], rows, columns, target[(fullColumns * targetStride)..], targetStride, columns - fullColumns);
-        }
-        if (fullRows < rows)
-        {
-            // The last rows, the columns done above.
-            TransposeColumns(source[(fullRows * columns)..], rows - fullRows, columns, target[fullRows..], targetStride, fullColumns);
-        }
+        TransposeEdges(source, rows, columns, target, targetStride);
 
         static Vector128<byte> Row(byte* from, int row, int columns) => Vector128.CreateScalarUnsafe(*(ulong*)(from + (long)row * columns)).AsByte();
 
@@ -134,9 +124,8 @@ internal static class ConvolutionLowering
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void TransposeWords(ReadOnlySpan<float> source, int rows, int columns, Span<float> target, int targetStride)
     {
+        CheckBlockTranspose(source.Length, rows, columns, target.Length, targetStride);
         int fullRows = rows & ~7, fullColumns = columns & ~7;
-        if (rows > 0 && columns > 0 && source.Length < (long)rows * columns) throw new ArgumentException("The source is too short.", nameof(source));
-        if (rows > 0 && columns > 0 && target.Length < (long)(columns - 1) * targetStride + rows) throw new ArgumentException("The target is too short.", nameof(target));
         fixed (float* src = source, dst = target)
         {
             for (int r = 0; r < fullRows; r += 8)
@@ -172,6 +161,20 @@ internal static class ConvolutionLowering
                 }
             }
         }
+        TransposeEdges(source, rows, columns, target, targetStride);
+    }
+
+    private static void CheckBlockTranspose(int sourceLength, int rows, int columns, int targetLength, int targetStride)
+    {
+        if (rows <= 0 || columns <= 0) return;
+        if (sourceLength < (long)rows * columns) throw new ArgumentException("The source is too short.", "source");
+        if (targetLength < (long)(columns - 1) * targetStride + rows) throw new ArgumentException("The target is too short.", "target");
+    }
+
+    /// <summary>What the 8 x 8 blocks leave: the last columns for every row, then the last rows for the columns the blocks did.</summary>
+    private static void TransposeEdges<T>(ReadOnlySpan<T> source, int rows, int columns, Span<T> target, int targetStride)
+    {
+        int fullRows = rows & ~7, fullColumns = columns & ~7;
         if (fullColumns < columns)
             TransposeColumns(source[fullColumns..], rows, columns, target[(fullColumns * targetStride)..], targetStride, columns - fullColumns);
         if (fullRows < rows)
