@@ -40,20 +40,10 @@ internal static class IntraOpThreads
         }
         if (Interlocked.CompareExchange(ref _taken, 1, 0) != 0)
         {
-            // As on the workers: every item runs, and the first exception is rethrown as itself (not wrapped).
-            Exception? first = null;
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, i =>
-            {
-                try
-                {
-                    body(i);
-                }
-                catch (Exception error)
-                {
-                    Interlocked.CompareExchange(ref first, error, null);
-                }
-            });
-            if (first is not null) ExceptionDispatchInfo.Throw(first);
+            // The same job on pool threads: every item runs, and the first exception is rethrown as itself (not wrapped).
+            var pooled = new Job(body, count, helpers);
+            Parallel.For(0, helpers + 1, new ParallelOptions { MaxDegreeOfParallelism = helpers + 1 }, _ => pooled.Work());
+            pooled.ThrowIfFailed();
             return;
         }
         try

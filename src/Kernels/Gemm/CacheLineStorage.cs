@@ -18,8 +18,14 @@ internal static class CacheLineStorage
     {
         if (length * sizeof(T) < LargeBytes) return (new T[length], 0);
         var data = GC.AllocateArray<T>((int)length + LineBytes / sizeof(T), pinned: true);
-        fixed (T* p = data) return (data, (int)((LineBytes - ((nint)p & (LineBytes - 1))) & (LineBytes - 1)) / sizeof(T));
+        fixed (T* p = data) return (data, LineOffset(p));
     }
+
+    /// <summary>
+    /// Elements from <paramref name="p"/> to the next 64-byte boundary (0 when it is on one): where a buffer with
+    /// <c>64 / sizeof(T)</c> elements of slack can start its data on a cache line.
+    /// </summary>
+    public static unsafe int LineOffset<T>(T* p) where T : unmanaged => (int)((LineBytes - ((nint)p & (LineBytes - 1))) & (LineBytes - 1)) / sizeof(T);
 
     /// <summary><paramref name="data"/> itself when small, else a copy in storage from <see cref="Allocate{T}"/>.</summary>
     public static unsafe (T[] Data, int Offset) Place<T>(T[] data) where T : unmanaged

@@ -55,7 +55,7 @@ public static class Int4Gemm
             {
                 // A's rows from a cache line on: a 64-byte load across two lines costs two. The 1 x 4096 x 4096 product
                 // took 1047 or 1267 us by where the rented array happened to start.
-                int offset = (int)((64 - ((nint)splitStart & 63)) & 63) / sizeof(float);
+                int offset = CacheLineStorage.LineOffset(splitStart);
                 float* ps = splitStart + offset;
                 for (int r = 0; r < rows; r++)
                     PrepareRow(a.Slice(r * k, k), split.AsSpan(offset + r * padded, padded), sums.AsSpan(r * blocks, blocks), bs);

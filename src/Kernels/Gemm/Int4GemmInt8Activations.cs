@@ -48,7 +48,7 @@ public static class Int4GemmInt8Activations
             fixed (byte* pb = b.Data)
             {
                 // A's rows from a cache line on, as in Int4Gemm: no 32-byte load straddles two lines.
-                int offset = (int)((64 - ((nint)quantizedStart & 63)) & 63);
+                int offset = CacheLineStorage.LineOffset(quantizedStart);
                 sbyte* pq = quantizedStart + offset;
                 for (int r = 0; r < rows; r++)
                     QuantizeRow(a.Slice(r * k, k), quantized.AsSpan(offset + r * padded, padded), scales.AsSpan(r * blocks, blocks), sums.AsSpan(r * blocks, blocks), bs);

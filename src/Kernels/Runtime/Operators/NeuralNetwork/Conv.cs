@@ -195,7 +195,7 @@ internal sealed class Conv(WindowAttributes window, int group, PackedFloatMatrix
                 {
                     fixed (float* source = &x[image], start = buffer)
                     {
-                        float* target = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
+                        float* target = start + CacheLineStorage.LineOffset(start);
                         if (smallMap && (long)count * depth >= 1 << 16)
                         {
                             // Panel p starts at p x depth x 16 floats whoever packs it: each thread packs whole panels.

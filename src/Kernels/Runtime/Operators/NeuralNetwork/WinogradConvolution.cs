@@ -183,8 +183,8 @@ internal sealed unsafe class WinogradConvolution
             fixed (float* start = transformed, productsStart = products)
             {
                 // The panels on a cache line, as PackedFloatMatrix keeps them; the products likewise.
-                float* v = start + ((64 - ((nint)start & 63)) & 63) / sizeof(float);
-                float* m = productsStart + ((64 - ((nint)productsStart & 63)) & 63) / sizeof(float);
+                float* v = start + CacheLineStorage.LineOffset(start);
+                float* m = productsStart + CacheLineStorage.LineOffset(productsStart);
                 var shape = layout;
                 nint from = (nint)image, to = (nint)output, added = (nint)residual, transformedAt = (nint)v, productsAt = (nint)m;
                 Split(Channels, threads, (c0, c1) =>

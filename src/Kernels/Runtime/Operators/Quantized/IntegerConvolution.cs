@@ -28,8 +28,11 @@ internal sealed class IntegerConvolution(WindowAttributes window, int group, Pac
         return new IntegerConvolution(window, group, packed);
     }
 
-    /// <summary>Computes the int32 convolution; returns the output shape.</summary>
-    public int[] Run(OperatorCall call, Tensor x, Tensor w, Tensor? zeroPointX, Tensor? zeroPointW, out int[] accumulators)
+    /// <summary>
+    /// Computes the int32 convolution into the node's output 0 (ConvInteger) or, when <paramref name="asOutput"/> is false,
+    /// into a tensor of its own (QLinearConv requantizes it), and returns that tensor.
+    /// </summary>
+    public Tensor Run(OperatorCall call, Tensor x, Tensor w, Tensor? zeroPointX, Tensor? zeroPointW, bool asOutput)
     {
         string node = call.Context.Node;
         if (x.ElementType is not (TensorElementType.UInt8 or TensorElementType.Int8) || w.ElementType is not (TensorElementType.UInt8 or TensorElementType.Int8))
@@ -44,11 +47,11 @@ internal sealed class IntegerConvolution(WindowAttributes window, int group, Pac
         int zx = QuantizationInputs.ZeroPoints(zeroPointX, node) is [var z, ..] ? z : 0;
         var weights = packed ?? Pack(w, QuantizationInputs.ZeroPoints(zeroPointW, node), group, small: true);
         int outputsPerGroup = outputs / group, pixels = g.OutputSize;
-        var result = new int[batch * outputs * pixels];
+        int[] shape = g.OutputShape(batch, outputs);
+        var result = asOutput ? call.Output(0, TensorElementType.Int32, shape) : Tensor.Create(new int[Tensor.CountElements(shape)], shape);
         ByteConvolutionLowering.Run(g, x, channels, group, outputs, zx, weights, call.Context.DegreeOfParallelism, (sums, rows, n, gi, first) =>
-            ConvolutionLowering.Transpose<int>(sums, rows, outputsPerGroup, result.AsSpan((n * outputs + gi * outputsPerGroup) * pixels + first), pixels));
-        accumulators = result;
-        return g.OutputShape(batch, outputs);
+            ConvolutionLowering.Transpose<int>(sums, rows, outputsPerGroup, result.AsSpan<int>()[((n * outputs + gi * outputsPerGroup) * pixels + first)..], pixels));
+        return result;
     }
 
     /// <summary>Per group, the weights [Mg, Cg, taps] as the GEMM's B in the patch rows' tap-major order, with per-channel zero points.</summary>
@@ -72,8 +75,7 @@ internal sealed class ConvIntegerOperator(IntegerConvolution convolution) : Oper
 
     public override void Run(OperatorCall call)
     {
-        var shape = convolution.Run(call, call.Input(0), call.Input(1), call.OptionalInput(2), call.OptionalInput(3), out var accumulators);
-        accumulators.CopyTo(call.Output(0, TensorElementType.Int32, shape).AsSpan<int>());
+        convolution.Run(call, call.Input(0), call.Input(1), call.OptionalInput(2), call.OptionalInput(3), asOutput: true);
     }
 }
 
@@ -90,7 +92,9 @@ internal sealed class QLinearConvOperator(IntegerConvolution convolution) : Oper
     {
         string node = call.Context.Node;
         var x = call.Input(0);
-        var shape = convolution.Run(call, x, call.Input(3), call.OptionalInput(2), call.OptionalInput(5), out var accumulators);
+        var sums = convolution.Run(call, x, call.Input(3), call.OptionalInput(2), call.OptionalInput(5), asOutput: false);
+        int[] shape = sums.ShapeArray;
+        var accumulators = sums.AsSpan<int>();
         float sx = QuantizationInputs.Scales(call.Input(1), node)[0];
         float[] sw = QuantizationInputs.Scales(call.Input(4), node);
         float sy = QuantizationInputs.Scales(call.Input(6), node)[0];
