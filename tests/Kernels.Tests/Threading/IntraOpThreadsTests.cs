@@ -30,12 +30,16 @@ public class IntraOpThreadsTests
         }));
         Assert.Equal("item 17", error.Message);
         Assert.All(runs, r => Assert.Equal(1, r));
-        // Also when the workers are busy and the loop falls back to Parallel.For (which wraps exceptions).
+        // Also when the workers are busy and the inner loops go to the thread pool (whose Parallel.For wraps exceptions).
+        int innerRuns = 0;
         var nested = Assert.Throws<InvalidOperationException>(() => IntraOpThreads.For(4, 2, _ => IntraOpThreads.For(8, 2, j =>
         {
+            Interlocked.Increment(ref innerRuns);
             if (j == 5) throw new InvalidOperationException("nested item 5");
         })));
         Assert.Equal("nested item 5", nested.Message);
+        // With one core every loop runs on the caller and stops at its first exception; with more, every item runs.
+        if (Environment.ProcessorCount >= 2) Assert.Equal(4 * 8, innerRuns);
         // The workers are free again.
         int total = 0;
         IntraOpThreads.For(10, 2, i => Interlocked.Add(ref total, i));
